@@ -1,0 +1,102 @@
+"""Batched generation with a preallocated KV cache.
+
+1. Prefill: left-pad the prompts to one length, run them in one forward pass, filling the cache.
+   Each row's positions count only its real tokens, so padding changes nothing numerically.
+2. Decode: feed the last sampled token of every row, one step at a time, attending over the
+   cache; a row stops at its first stop token, the loop when every row has stopped.
+
+Sampling: greedy at temperature 0; otherwise softmax(logits / T) restricted to the top-k
+tokens and to the smallest set whose probability mass reaches top-p (nucleus), drawn from
+a seeded generator so that a fixed seed gives the same text.
+
+Only new tokens are returned — never the prompt echoed back — and without the stop token.
+"""
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+
+from model.transformer import KVCache, Transformer
+
+
+@dataclass
+class SamplingParams:
+    max_new_tokens: int = 128
+    temperature: float = 0.0
+    top_k: int = 0      # 0 = no top-k filter
+    top_p: float = 1.0  # 1 = no nucleus filter
+    seed: int = 0
+
+
+def sample_next(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator) -> torch.Tensor:
+    """(batch, vocab) logits -> (batch,) token ids."""
+    if params.temperature <= 0:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / params.temperature
+    if 0 < params.top_k < logits.shape[-1]:
+        kth_best = torch.topk(logits, params.top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth_best, float("-inf"))
+    if params.top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = sorted_logits.softmax(dim=-1)
+        # Drop a token when the mass before it already reaches top_p (the best token always stays).
+        drop_sorted = probs.cumsum(dim=-1) - probs >= params.top_p
+        logits = logits.masked_fill(drop_sorted.scatter(-1, order, drop_sorted), float("-inf"))
+    probs = logits.softmax(dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@torch.inference_mode()
+def generate(model: Transformer, prompts: list, params: SamplingParams, stop_ids, pad_id: int,
+             on_token: Optional[Callable[[int, int], None]] = None) -> list:
+    """Generate for each prompt (a list of token ids); returns the new token ids per prompt.
+
+    on_token(row, token) is called for every kept token as soon as it is sampled (streaming).
+    """
+    if not prompts or any(len(p) == 0 for p in prompts):
+        raise ValueError("every prompt needs at least one token")
+    device = model.inv_freq.device
+    dtype = model.model.embed_tokens.weight.dtype
+    batch, prompt_len = len(prompts), max(len(p) for p in prompts)
+    total_len = prompt_len + params.max_new_tokens
+
+    tokens = torch.full((batch, prompt_len), pad_id, dtype=torch.long, device=device)
+    is_real = torch.zeros(batch, total_len, dtype=torch.bool, device=device)
+    for row, prompt in enumerate(prompts):
+        tokens[row, prompt_len - len(prompt):] = torch.tensor(prompt, device=device)
+        is_real[row, prompt_len - len(prompt):] = True
+    is_real[:, prompt_len:] = True
+    padded = any(len(p) != prompt_len for p in prompts)
+
+    cache = KVCache(model.config, batch, total_len, dtype, device)
+    positions = (is_real[:, :prompt_len].cumsum(-1) - 1).clamp(min=0)
+    mask = _prefill_mask(is_real[:, :prompt_len]) if padded else None
+    logits = model(tokens, positions=positions, mask=mask, cache=cache, cache_start=0)[:, -1]
+
+    generator = torch.Generator(device=device).manual_seed(params.seed)
+    stop = torch.tensor(sorted(stop_ids), dtype=torch.long, device=device)
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    outputs = [[] for _ in range(batch)]
+    next_pos = positions[:, -1:] + 1
+    for step in range(params.max_new_tokens):
+        next_token = sample_next(logits, params, generator)
+        finished |= torch.isin(next_token, stop)
+        for row in (~finished).nonzero().flatten().tolist():
+            outputs[row].append(next_token[row].item())
+            if on_token:
+                on_token(row, outputs[row][-1])
+        if finished.all() or step == params.max_new_tokens - 1:
+            break
+        start = prompt_len + step
+        step_mask = is_real[:, None, None, :start + 1] if padded else None
+        logits = model(next_token[:, None], positions=next_pos, mask=step_mask, cache=cache, cache_start=start)[:, -1]
+        next_pos = next_pos + 1
+    return outputs
+
+
+def _prefill_mask(is_real: torch.Tensor) -> torch.Tensor:
+    """Causal and ignoring pad keys; a pad query sees itself so its softmax row is never empty."""
+    length = is_real.shape[1]
+    causal = torch.ones(length, length, dtype=torch.bool, device=is_real.device).tril()
+    diagonal = torch.eye(length, dtype=torch.bool, device=is_real.device)
+    return ((causal & is_real[:, None, :]) | diagonal)[:, None]

@@ -1,0 +1,189 @@
+"""A Qwen2 / Llama decoder-only transformer in one file.
+
+    h₀ = embed(tokens)
+    for each block:  h = h + Attention(RMSNorm(h))      (GQA, RoPE, causal)
+                     h = h + SwiGLU(RMSNorm(h))         down(silu(gate(h)) · up(h))
+    logits = lm_head(RMSNorm(h))                        (lm_head may share the embedding matrix)
+
+RMSNorm(x) = w · x / sqrt(mean(x²) + ε), normalised in fp32 and cast back *before* the weight
+multiply, exactly as HF does — so bf16 results match bit for bit in the common cases.
+
+RoPE rotates each (x_i, x_{i+d/2}) pair of a query/key head by the angle pos · θ_i with
+θ_i = base^(-2i/d); Llama 3.1+ stretches the low frequencies (`llama3` scaling) so that
+long contexts reuse the wavelengths seen in pre-training.
+
+Module and parameter names follow HF (`model.layers.N.self_attn.q_proj`, ...), so a HF state
+dict loads 1:1 and PEFT adapter keys come for free.
+
+Incremental decoding writes each step's keys/values into a preallocated `KVCache` and attends
+over the filled prefix. Padded batches (left padding) pass a boolean `mask` of real tokens and
+explicit `positions`, so a padded prompt gives the same numbers as the prompt alone.
+"""
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.config import ModelConfig
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * normed.to(x.dtype)
+
+
+def rope_inverse_frequencies(config: ModelConfig) -> torch.Tensor:
+    dim = config.head_dim
+    inv_freq = 1.0 / (config.rope_theta ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))
+    scaling = config.rope_scaling
+    if scaling is None:
+        return inv_freq
+    # Llama 3 frequency stretch: long wavelengths are divided by `factor`, short ones kept,
+    # and the band in between is interpolated smoothly.
+    factor, low, high = scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"]
+    old_context = scaling["original_max_position_embeddings"]
+    wavelength = 2 * math.pi / inv_freq
+    stretched = torch.where(wavelength > old_context / low, inv_freq / factor, inv_freq)
+    smooth = (old_context / wavelength - low) / (high - low)
+    interpolated = (1 - smooth) * stretched / factor + smooth * stretched
+    in_band = (wavelength >= old_context / high) & (wavelength <= old_context / low)
+    return torch.where(in_band, interpolated, stretched)
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    first, second = x.chunk(2, dim=-1)
+    return torch.cat((-second, first), dim=-1)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    return x * cos + rotate_half(x) * sin
+
+
+class KVCache(nn.Module):
+    """Preallocated keys and values for every layer: (layers, batch, kv_heads, max_len, head_dim)."""
+
+    def __init__(self, config: ModelConfig, batch: int, max_len: int, dtype, device):
+        super().__init__()
+        shape = (config.num_hidden_layers, batch, config.num_key_value_heads, max_len, config.head_dim)
+        self.register_buffer("keys", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+        self.register_buffer("values", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+        self.max_len = max_len
+
+    def update(self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor):
+        """Store this step's k, v at [start, start+T) and return the whole filled prefix."""
+        end = start + k.shape[2]
+        self.keys[layer, :, :, start:end] = k
+        self.values[layer, :, :, start:end] = v
+        return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
+
+
+class Attention(nn.Module):
+    def __init__(self, config: ModelConfig, layer_index: int):
+        super().__init__()
+        self.layer_index = layer_index
+        self.n_heads, self.n_kv_heads, self.head_dim = (
+            config.num_attention_heads, config.num_key_value_heads, config.head_dim)
+        hidden, q_dim, kv_dim = config.hidden_size, self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
+        self.q_proj = nn.Linear(hidden, q_dim, bias=config.qkv_bias)
+        self.k_proj = nn.Linear(hidden, kv_dim, bias=config.qkv_bias)
+        self.v_proj = nn.Linear(hidden, kv_dim, bias=config.qkv_bias)
+        self.o_proj = nn.Linear(q_dim, hidden, bias=config.o_proj_bias)
+
+    def forward(self, x, cos, sin, mask, cache: Optional[KVCache], cache_start: int):
+        batch, length, _ = x.shape
+        q = self.q_proj(x).view(batch, length, self.n_heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(batch, length, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(batch, length, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if cache is not None:
+            k, v = cache.update(self.layer_index, cache_start, k, v)
+        # With no mask, plain causal attention over a block that starts at position 0.
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=mask is None and length > 1, enable_gqa=self.n_kv_heads != self.n_heads)
+        return self.o_proj(out.transpose(1, 2).reshape(batch, length, -1))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        hidden, inner, bias = config.hidden_size, config.intermediate_size, config.mlp_bias
+        self.gate_proj = nn.Linear(hidden, inner, bias=bias)
+        self.up_proj = nn.Linear(hidden, inner, bias=bias)
+        self.down_proj = nn.Linear(inner, hidden, bias=bias)
+
+    def forward(self, x):
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig, layer_index: int):
+        super().__init__()
+        self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.self_attn = Attention(config, layer_index)
+        self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.mlp = MLP(config)
+
+    def forward(self, h, cos, sin, mask, cache, cache_start):
+        h = h + self.self_attn(self.input_layernorm(h), cos, sin, mask, cache, cache_start)
+        return h + self.mlp(self.post_attention_layernorm(h))
+
+
+class Decoder(nn.Module):
+    """Everything but the lm_head: HF calls this `model`."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(Block(config, i) for i in range(config.num_hidden_layers))
+        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+
+
+class Transformer(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.model = Decoder(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        if config.tie_word_embeddings:
+            self.lm_head.weight = self.model.embed_tokens.weight
+        self.register_buffer("inv_freq", rope_inverse_frequencies(config), persistent=False)
+
+    def hidden_states(self, input_ids: torch.Tensor, positions: Optional[torch.Tensor] = None,
+                      mask: Optional[torch.Tensor] = None, cache: Optional[KVCache] = None,
+                      cache_start: int = 0) -> torch.Tensor:
+        """Final-normed hidden states (batch, length, hidden).
+
+        positions: (batch, length) token positions; default cache_start + 0..length-1.
+        mask: boolean (batch, 1, length, keys) — True where a query may attend a key. Needed only
+              for padded batches; without it attention is causal over [0, cache_start + length).
+        """
+        batch, length = input_ids.shape
+        if positions is None:
+            positions = torch.arange(cache_start, cache_start + length, device=input_ids.device).expand(batch, -1)
+        h = self.model.embed_tokens(input_ids)
+        angles = positions[..., None].float() * self.inv_freq
+        angles = torch.cat((angles, angles), dim=-1)[:, None]  # broadcast over heads
+        cos, sin = angles.cos().to(h.dtype), angles.sin().to(h.dtype)
+        if mask is None and cache_start > 0 and length > 1:  # a chunk continuing a cached prefix
+            mask = causal_mask(length, cache_start + length, cache_start, input_ids.device)
+        for layer in self.model.layers:
+            h = layer(h, cos, sin, mask, cache, cache_start)
+        return self.model.norm(h)
+
+    def forward(self, input_ids: torch.Tensor, **kwargs) -> torch.Tensor:
+        return self.lm_head(self.hidden_states(input_ids, **kwargs))
+
+
+def causal_mask(queries: int, keys: int, query_start: int, device) -> torch.Tensor:
+    """(1, 1, queries, keys) boolean: query i (at absolute position query_start + i) sees keys ≤ it."""
+    query_pos = torch.arange(query_start, query_start + queries, device=device)[:, None]
+    return (torch.arange(keys, device=device)[None, :] <= query_pos)[None, None]
