@@ -9,7 +9,6 @@ Architecture differences that matter here:
   - Llama 3.1+ rescales RoPE frequencies (`rope_scaling.rope_type == "llama3"`).
 """
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
@@ -108,10 +107,6 @@ class ModelConfig:
         if self.rope_scaling is None:
             hf.pop("rope_scaling", None)
         return hf
-
-    def save(self, folder: str) -> None:
-        with open(os.path.join(folder, "config.json"), "w") as f:
-            json.dump(self.to_hf(), f, indent=2)
 
     # ---- GGUF metadata --------------------------------------------------------------------
     @classmethod
