@@ -1,0 +1,210 @@
+"""Parse free-form model outputs into the structured answers the metrics compare.
+
+Every parser is lenient about harmless presentation (case, markdown emphasis, a label such as
+"Answer:", a sentence before the answer) and returns None, never a guess, when the answer is
+genuinely absent or ambiguous. The metrics then count None as wrong: an unparseable output is
+a failure of the model, not a reason to drop the example.
+
+Physics scenarios additionally get a strict format check (`format_ok`), reported separately
+as format compliance: the first non-empty line is exactly `YES` or `NO` and the next non-empty
+line is exactly `FAILURE_MODE: <mode>` with a known mode, as in the training targets.
+"""
+import re
+from dataclasses import dataclass
+
+from data.physics_rules import OUTCOMES as FAILURE_MODES  # the seven modes, then "none"
+
+_MARKDOWN = re.compile(r"[*`#>]+")
+_MODE_LABEL = re.compile(r"\bfailure[ _-]?mode\b\s*[:=-]?\s*", re.IGNORECASE)
+_REASONING_LABEL = re.compile(r"\breasoning\s*:", re.IGNORECASE)
+_ANSWER_LABEL = re.compile(r"^(?:(?:final\s+)?answer|verdict|prediction)\s*[:=-]\s*", re.IGNORECASE)
+# A verdict line: "Yes", "NO.", "Yes, it tips" -- but not "No friction acts here".
+_VERDICT_LINE = re.compile(r"^(yes|no)\b\s*(?:[.,!:;)\u2014-]|$)", re.IGNORECASE)
+_VERDICT_PHRASE = re.compile(r"\b(?:answer|verdict)\s+is\s*:?\s*(yes|no)\b", re.IGNORECASE)
+_SHOUTED_VERDICT = re.compile(r"\b(YES|NO)\b")
+_MODE_WORDS = re.compile(r"^[\W_]*([a-z]+)(?:[\s_-]+([a-z]+))?", re.IGNORECASE)
+_STRICT_MODE_LINE = re.compile(r"^FAILURE_MODE: (" + "|".join(FAILURE_MODES) + r")$")
+
+
+@dataclass(frozen=True)
+class ScenarioAnswer:
+    fails: bool | None  # YES -> True, NO -> False, None when no verdict was found
+    mode: str | None  # one of FAILURE_MODES, None when no known mode was named
+    format_ok: bool  # the exact training format (see module docstring)
+
+
+def parse_scenario(text: str) -> ScenarioAnswer:
+    lines = [_MARKDOWN.sub("", line).strip() for line in text.splitlines()]
+    return ScenarioAnswer(fails=_find_verdict(lines), mode=_find_mode(lines), format_ok=_is_strict(text))
+
+
+def _find_verdict(lines: list[str]) -> bool | None:
+    # The verdict lives outside the labelled fields, so "REASONING: no, it ..." cannot vote.
+    heads = [_ANSWER_LABEL.sub("", _cut_at_labels(line)).strip() for line in lines]
+    for head in heads:
+        match = _VERDICT_LINE.match(head)
+        if match:
+            return match.group(1).lower() == "yes"
+    phrases = [m.group(1) for head in heads for m in _VERDICT_PHRASE.finditer(head)]
+    if phrases:
+        return phrases[-1].lower() == "yes"
+    # Capitalised YES/NO inside a sentence imitates the target format; trust it only if unanimous.
+    shouted = {m.group(1) for head in heads for m in _SHOUTED_VERDICT.finditer(head)}
+    if len(shouted) == 1:
+        return shouted == {"YES"}
+    return None
+
+
+def _cut_at_labels(line: str) -> str:
+    for label in (_MODE_LABEL, _REASONING_LABEL):
+        match = label.search(line)
+        if match:
+            line = line[: match.start()]
+    return line
+
+
+def _find_mode(lines: list[str]) -> str | None:
+    for line in lines:
+        label = _MODE_LABEL.search(line)
+        if label:
+            return _canonical_mode(line[label.end():])
+    return None
+
+
+def _canonical_mode(value: str) -> str | None:
+    """'Rolling away.' / 'rolling-away' / '"tipping" (it falls over)' -> canonical; else None."""
+    words = _MODE_WORDS.match(value)
+    if not words:
+        return None
+    first, second = words.group(1).lower(), (words.group(2) or "").lower()
+    if second and f"{first}_{second}" in FAILURE_MODES:
+        return f"{first}_{second}"
+    return first if first in FAILURE_MODES else None
+
+
+def _is_strict(text: str) -> bool:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return len(lines) >= 2 and lines[0] in ("YES", "NO") and bool(_STRICT_MODE_LINE.match(lines[1]))
+
+
+# --- numbers -------------------------------------------------------------------------------
+
+_SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
+_SUPERSCRIPT_RUN = re.compile(r"[⁻⁺]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+")
+# "answer" must be followed by is/:/= -- "To answer this, ..." opens many replies.
+_ANSWER_MARKER = re.compile(r"(?:\banswer\s*(?:is\b|[:=])|\\boxed\{|####)", re.IGNORECASE)
+_NUMBER = re.compile(
+    r"""
+    (?<![\w.^])(?<![\w)]\*\*)                         # not inside a word, a decimal or "s^2"
+    (?:
+        (?P<bare_sign>[-+]?)10\s*(?:\^|\*\*)\s*\{?(?P<bare_exponent>[-+]?\d+)\}?   # "10^5" alone
+      |
+        (?P<mantissa>[-+]?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?|[-+]?\.\d+)
+        (?:[eE](?P<e_exponent>[-+]?\d+))?
+        (?:\s*(?:[x×*·]|\\times|\\cdot)\s*10\s*(?:\^|\*\*)\s*\{?(?P<times_exponent>[-+]?\d+)\}?)?
+    )
+    """,
+    re.VERBOSE,
+)
+
+
+def extract_number(text: str) -> float | None:
+    """The number after the last 'answer is' / 'Answer:' / \\boxed{ / ####, else the last number.
+
+    Understands signs (also U+2212), thousands commas (12,345), decimals, 1.2e-3, 3 × 10^8,
+    3.0 \\times 10^{8}, 3×10⁸ and 10^5; units after the number are ignored, and exponents of
+    units (m/s^2, m/s²) are not mistaken for the answer.
+    """
+    text = text.replace("\u2212", "-")
+    text = _SUPERSCRIPT_RUN.sub(lambda run: "^" + run.group().translate(_SUPERSCRIPTS), text)
+    markers = list(_ANSWER_MARKER.finditer(text))
+    if markers:
+        after_marker = _NUMBER.search(text, markers[-1].end())
+        if after_marker:
+            return _number_value(after_marker)
+    numbers = list(_NUMBER.finditer(text))
+    return _number_value(numbers[-1]) if numbers else None
+
+
+def _number_value(match: re.Match) -> float:
+    if match.group("bare_exponent") is not None:
+        return float(f"{match.group('bare_sign')}1e{match.group('bare_exponent')}")
+    exponent = int(match.group("e_exponent") or 0) + int(match.group("times_exponent") or 0)
+    return float(match.group("mantissa").replace(",", "") + f"e{exponent}")
+
+
+# --- multiple choice -----------------------------------------------------------------------
+
+
+def extract_choice(text: str, letters: str = "ABCD") -> str | None:
+    """The chosen option letter: after the last 'answer is' / 'Answer:' / 'option is', else a
+    line that starts with a bare letter ('B', '(B)', 'B.', 'B) 12 m/s'). Only capitals count:
+    a lowercase 'a' is far more often an article than an answer."""
+    if not letters:
+        return None
+    text = _MARKDOWN.sub("", text)
+    letter_class = "[" + re.escape(letters) + "]"
+    marked = re.findall(
+        r"(?i:\b(?:answer|option|choice)\s*(?:is\s*:?|:))\s*[(\[]?(" + letter_class + r")(?![\w])",
+        text,
+    )
+    if marked:
+        return marked[-1]
+    for line in text.splitlines():
+        bare = re.match(r"^\s*[(\[]?(" + letter_class + r")(?:[)\]]|[.:,](?!\w)|\s*$)", line)
+        if bare:
+            return bare.group(1)
+    return None
+
+
+# --- code ----------------------------------------------------------------------------------
+
+_FENCE = re.compile(r"^\s*```\s*([\w+-]*)")
+_PYTHON_FENCE_LANGUAGES = ("", "python", "python3", "py")
+# Top-level lines that keep a bare (unfenced) program going.
+_CODE_CONTINUATION = re.compile(
+    r"^(?:\s|$|def |class |import |from \S+ import |@|#|if __name__|[A-Za-z_]\w*\s*=)"
+)
+_CODE_START = re.compile(r"^(?:def |class |import |from \S+ import |@)")
+
+
+def extract_code(text: str, function_name: str | None = None) -> str | None:
+    """Python source from a model answer: the ```python block (unclosed blocks run to the end)
+    that defines `function_name` -- else the first Python block -- else a bare run of code
+    starting at the first def/class/import line. None when there is no code at all."""
+    blocks = _python_fenced_blocks(text)
+    if blocks:
+        if function_name:
+            defining = [b for b in blocks if re.search(rf"^\s*def {re.escape(function_name)}\s*\(", b, re.M)]
+            if defining:
+                return defining[0]
+        return blocks[0]
+    return _bare_code(text)
+
+
+def _python_fenced_blocks(text: str) -> list[str]:
+    blocks, current, language = [], None, ""
+    for line in text.splitlines():
+        fence = _FENCE.match(line)
+        if fence and current is None:
+            current, language = [], fence.group(1).lower()
+        elif fence and line.strip() == "```":
+            if language in _PYTHON_FENCE_LANGUAGES:
+                blocks.append("\n".join(current))
+            current = None
+        elif current is not None:
+            current.append(line)
+    if current is not None and language in _PYTHON_FENCE_LANGUAGES:
+        blocks.append("\n".join(current))
+    return [block for block in blocks if block.strip()]
+
+
+def _bare_code(text: str) -> str | None:
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if _CODE_START.match(line)), None)
+    if start is None:
+        return None
+    end = start + 1
+    while end < len(lines) and _CODE_CONTINUATION.match(lines[end]):
+        end += 1
+    return "\n".join(lines[start:end]).rstrip() + "\n"
