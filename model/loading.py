@@ -16,15 +16,15 @@ def load_model(name: str, dtype: torch.dtype = torch.float32, device: str = "cpu
     path = resolve(name)
     if os.path.isdir(path):
         config, state_dict = read_hf_folder(path)
+        model = build_model(config, state_dict, dtype, device, source=path)
         tokenizer = Tokenizer.from_folder(path)
     elif path.endswith(".gguf") or _has_gguf_magic(path):
         gguf = read_gguf(path)
         config = ModelConfig.from_gguf_metadata(gguf.metadata, gguf.tensors, source=path)
-        state_dict = gguf_state_dict(gguf, config)
+        model = build_model(config, gguf_state_dict(gguf, config), dtype, device, source=path)
         tokenizer = Tokenizer.from_gguf_metadata(gguf.metadata, source=path)
     else:
         raise PhysloraError(f"{path}: neither a model folder (with config.json) nor a .gguf file")
-    model = build_model(config, state_dict, dtype, device, source=path)
     model.source = name
     return model, tokenizer
 
