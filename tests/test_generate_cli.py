@@ -1,0 +1,27 @@
+"""`generate.py` on the real default model: prints only the new text, then a one-line summary."""
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_generate(*args):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "generate.py"), *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+def test_raw_completion_prints_only_the_new_text(smollm2_gguf):
+    result = run_generate("--model", smollm2_gguf, "--raw", "--max-new-tokens", "4", "The capital of France is")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(" Paris")
+    assert "The capital of France" not in result.stdout
+    assert result.stderr.strip().splitlines()[-1].startswith("generated 4 tokens for 1 prompt(s)")
+
+
+def test_several_prompts_print_one_answer_each_in_order(smollm2_gguf):
+    result = run_generate("--model", smollm2_gguf, "--raw", "--max-new-tokens", "2",
+                          "The capital of France is", "The capital of Italy is")
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.splitlines()[:2]
+    assert "Paris" in first and "Rome" in second
