@@ -11,11 +11,11 @@ Per record, `score_record(record, output)` returns a JSON-ready dict with `id`, 
                     binary_correct = the YES/NO verdict alone is right.
   physics_numeric   answer {"value": float, "unit": str, "rel_tol": float (optional, default
                     0.01)}: correct when |predicted - value| <= rel_tol * |value|.
-  physics_mcq       answer {"letter": "B"} (or {"correct": "B"}); valid letters: the keys of an
-                    answer["options"] dict, A, B, ... for an options list, else A-D.
+  physics_mcq       answer {"choice": "B", "options": {...}}; valid letters: the keys of the
+                    options dict, A, B, ... for an options list, else A-D.
   puzzle_*          answer {"function": name (default "solve"), "tests": [{"input" | "args",
                     "output"}]}: the extracted code must pass every test in the sandbox.
-  instruction       answer = the reference text (else the record's target): correct = exact
+  instruction       answer {"reference": text} (else the record's target): correct = exact
                     match after SQuAD normalisation (lowercase, no punctuation, no articles,
                     single spaces); rouge_l = ROUGE-L F1 is reported alongside.
 
@@ -99,8 +99,7 @@ def score_numeric(record: dict, output: str) -> dict:
 
 def score_mcq(record: dict, output: str) -> dict:
     answer = _answer_dict(record)
-    key = "letter" if "letter" in answer else "correct"
-    true_letter = _required(record, answer, key)
+    true_letter = _required(record, answer, "choice")
     options = answer.get("options")
     if isinstance(options, dict):
         letters = "".join(sorted(options))
@@ -109,7 +108,7 @@ def score_mcq(record: dict, output: str) -> dict:
     else:
         letters = "ABCD"
     if not isinstance(true_letter, str) or len(true_letter) != 1 or true_letter not in letters:
-        raise PhysloraError(f"{_where(record)}answer.{key}: {true_letter!r} is not one of the "
+        raise PhysloraError(f"{_where(record)}answer.choice: {true_letter!r} is not one of the "
                             f"options {letters}; fix the record")
     predicted = extract_choice(output, letters)
     return {"correct": predicted == true_letter, "pred_letter": predicted, "true_letter": true_letter}
@@ -137,7 +136,8 @@ def score_code(record: dict, output: str, timeout_s: float) -> dict:
 
 
 def score_instruction(record: dict, output: str) -> dict:
-    reference = record["answer"] if isinstance(record.get("answer"), str) else record["target"]
+    answer = record.get("answer")
+    reference = answer["reference"] if isinstance(answer, dict) and "reference" in answer else record["target"]
     exact = normalize_text(output) == normalize_text(reference)
     return {"correct": exact, "exact_match": exact, "rouge_l": rouge_l(reference, output).fmeasure}
 

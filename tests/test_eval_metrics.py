@@ -131,15 +131,15 @@ def test_numeric_record_without_value_is_refused():
     ("mcq-letter", "The answer is B.", True),
     ("mcq-letter", "(C)", False),
     ("mcq-letter", "Neither: they fall together.", False),  # no letter: wrong
-    ("mcq-correct-key", "Answer: E", True),  # letters come from the options
+    ("mcq-five-options", "Answer: E", True),  # letters come from the options
 ])
 def test_mcq_letter_is_compared_with_the_key(record_id, output, correct):
     assert score_record(RECORDS[record_id], output)["correct"] is correct
 
 
 def test_mcq_record_whose_key_is_not_an_option_is_refused():
-    record = {"id": "bad-mcq", "task": "physics_mcq", "answer": {"letter": "F", "options": {"A": 1, "B": 2}}}
-    with pytest.raises(PhysloraError, match="answer.letter"):
+    record = {"id": "bad-mcq", "task": "physics_mcq", "answer": {"choice": "F", "options": {"A": 1, "B": 2}}}
+    with pytest.raises(PhysloraError, match="answer.choice"):
         score_record(record, "A")
 
 
@@ -187,7 +187,7 @@ def test_normalisation_ignores_case_punctuation_articles_and_spacing():
 
 
 def test_instruction_exact_match_after_normalisation_and_rouge_l():
-    reference = RECORDS["instruction-1"]["answer"]
+    reference = RECORDS["instruction-1"]["answer"]["reference"]
     exact = score_record(RECORDS["instruction-1"], reference.upper() + "  ")
     assert exact["correct"] and exact["rouge_l"] == 1.0
     # 15 reference tokens, 4 predicted, all in order: P = 1, R = 4/15, F = 2*(4/15)/(1 + 4/15) = 8/19

@@ -1,0 +1,144 @@
+"""Balanced, leak-free splits of physics manipulation scenarios.
+
+Families (object × action) are dealt to train, val and test_unseen; test_seen holds new
+scenarios of the training families. So test_seen measures recall of familiar families and
+test_unseen generalisation of the same inequalities to new object × action combinations.
+Each held-out split gets at least MIN_FAMILIES_PER_MODE families able to show each mode.
+
+Balance: every split holds exactly ⌊n/2⌋ successes; its failures are shared as evenly as
+possible by the seven modes (the counts differ by at most one).
+
+Difficulty d ∈ [0, 1] sets how close to a threshold a case may be, in ln(limit/load) units:
+every check must be at least lo = max(0.02, 0.5·(1 − d)) from its threshold (and, on a
+surface, the two lowest limits that far apart), and the deciding check at most
+hi = lo + 1.5·(1 − d) + 0.1. d = 0.2 (default): every check at least a factor 1.49 from its
+threshold and the deciding one at most a factor 5.5; d = 1: the deciding one within 2%…13%.
+"""
+import random
+
+from common.errors import PhysloraError
+from data import physics_rules as rules
+from data.families import all_families, sample_params
+from data.physics_prompts import prompt, scenario_text
+from data.physics_reasoning import reasoning, target
+from data.quantities import Units, round_sig
+from data.schema import make_record
+
+SPLITS = ("train", "val", "test_seen", "test_unseen")
+DEFAULT_SIZES = {"train": 1400, "val": 280, "test_seen": 420, "test_unseen": 420}
+FAMILY_SHARE = {"val": 0.12, "test_unseen": 0.2}
+MIN_FAMILIES_PER_MODE = 3
+MAX_ATTEMPTS = 20000
+DEFAULT_DIFFICULTY = 0.2
+
+
+def margin_window(difficulty: float) -> tuple:
+    low = max(0.02, 0.5 * (1 - difficulty))
+    return low, low + 1.5 * (1 - difficulty) + 0.1
+
+
+def quotas(size: int) -> dict:
+    """Exactly half successes; failures spread over the modes, the first modes taking any remainder."""
+    failures = size - size // 2
+    share, extra = divmod(failures, len(rules.MODES))
+    counts = {mode: share + (i < extra) for i, mode in enumerate(rules.MODES)}
+    counts["none"] = size // 2
+    return counts
+
+
+def split_families(families: list, rng: random.Random) -> dict:
+    """Deal families to train / val / test_unseen, each held-out split covering every mode."""
+    order = list(families)
+    rng.shuffle(order)
+    assigned = {"val": [], "test_unseen": []}
+    taken = set()
+
+    def take(split: str, wanted_mode=None) -> None:
+        family = next(f for f in order if f.name not in taken and (wanted_mode is None or wanted_mode in f.outcomes))
+        assigned[split].append(family)
+        taken.add(family.name)
+
+    rarest_first = sorted(rules.MODES, key=lambda mode: sum(mode in f.outcomes for f in families))
+    for mode in rarest_first:
+        for split in assigned:
+            while sum(mode in f.outcomes for f in assigned[split]) < MIN_FAMILIES_PER_MODE:
+                take(split, mode)
+    for split, share in FAMILY_SHARE.items():
+        while len(assigned[split]) < round(share * len(families)):
+            take(split)
+    train = [f for f in order if f.name not in taken]
+    for mode in rules.MODES:
+        if sum(mode in f.outcomes for f in train) < MIN_FAMILIES_PER_MODE:
+            raise PhysloraError(f"family split: too few training families show {mode}; add families")
+    return {"train": train, **assigned}
+
+
+def is_clear(verdict: rules.Verdict, window: tuple) -> bool:
+    low, high = window
+    return all(check.clearness >= low for check in verdict.checks) and abs(verdict.margin) <= high
+
+
+def draw(outcome: str, families: list, window: tuple, rng: random.Random, seen_prompts: set) -> tuple:
+    """Sample scenarios of random families until one has `outcome` at the wanted distance."""
+    if not families:
+        raise PhysloraError(f"no family can show {outcome!r} here; test_seen needs a non-empty --train")
+    for _ in range(MAX_ATTEMPTS):
+        family = rng.choice(families)
+        p = sample_params(family, rng)
+        verdict = rules.judge(family.checks, p)
+        if verdict.mode != outcome or not is_clear(verdict, window):
+            continue
+        units = Units(length=rng.choice(("cm", "m")), accel=rng.choice(("m/s²", "m/s^2")),
+                      angle=rng.choice(("°", " degrees")))
+        scenario, template = scenario_text(p, family, units, rng)
+        text = prompt(scenario)
+        if text not in seen_prompts:
+            seen_prompts.add(text)
+            return family, p, verdict, units, text, template
+    raise PhysloraError(f"--difficulty: found no clear enough {outcome!r} case in {MAX_ATTEMPTS} tries; "
+                        f"lower --difficulty")
+
+
+def physics_record(split: str, index: int, drawn: tuple, difficulty: float) -> dict:
+    family, p, verdict, units, text, template = drawn
+    checks = [{"check": c.name, "load": round_sig(c.load, 6),
+               "limits": {mode: round_sig(limit, 6) for mode, limit in c.limits.items()}, "fails": c.fails}
+              for c in verdict.checks]
+    answer = {"fails": verdict.fails, "mode": verdict.mode, "margin": round(verdict.margin, 4),
+              "governing_check": verdict.governing.name, "checks": checks}
+    meta = {"family": family.name, "object": family.obj.key, "action": family.action.key, "template": template,
+            "difficulty": difficulty, "units": {"length": units.length, "accel": units.accel, "angle": units.angle},
+            "reasoning_source": "physics", "params": p}
+    return make_record(f"physics-{split}-{index:05d}", "physics_scenario", split, text,
+                       target(verdict, reasoning(verdict, p, units, family.obj.noun)), answer, meta)
+
+
+def generate(sizes: dict, seed: int, difficulty: float) -> tuple:
+    """Records per split and the card fields describing how they were made."""
+    if not 0 <= difficulty <= 1:
+        raise PhysloraError(f"--difficulty {difficulty}: must be between 0 and 1")
+    rng = random.Random(seed)
+    families = split_families(all_families(), rng)
+    window = margin_window(difficulty)
+    seen_prompts = set()
+    splits = {}
+    for split in SPLITS:
+        if split == "test_seen":  # only families that training really showed
+            trained = {r["meta"]["family"] for r in splits["train"]}
+            families["test_seen"] = [f for f in families["train"] if f.name in trained]
+        plan = [outcome for outcome, n in quotas(sizes[split]).items() for _ in range(n)]
+        rng.shuffle(plan)
+        by_outcome = {o: [f for f in families[split] if o in f.outcomes] for o in rules.OUTCOMES}
+        splits[split] = [physics_record(split, i, draw(o, by_outcome[o], window, rng, seen_prompts), difficulty)
+                         for i, o in enumerate(plan)]
+    card = {"kind": "physics", "seed": seed, "difficulty": difficulty,
+            "margin_window_ln": [round(x, 4) for x in window],
+            "balance": "per split: floor(n/2) successes (mode none); failures split evenly over the 7 modes",
+            "families": {split: sorted(f.name for f in families[split]) for split in ("train", "val", "test_unseen")},
+            "test_seen": "new scenarios of the train families that appear in train.jsonl"}
+    return splits, card
+
+
+def label_of(record: dict) -> str:
+    return record["answer"]["mode"]
+

@@ -1,0 +1,137 @@
+"""The record every generator writes and every trainer reads, plus the writer and the loader.
+
+A data set is a folder of JSONL files, one record per line, one file per split
+(`train.jsonl`, `val.jsonl`, `test*.jsonl`), and a `card.json` that says how it was made
+and how many records of each label each split holds.
+
+Record fields, always in this order:
+  id      unique within the data set, e.g. "physics-train-00042"
+  task    what kind of problem: physics_scenario, physics_numeric, physics_mcq,
+          puzzle_arithmetic, puzzle_rpn, puzzle_brackets or instruction
+  split   the file it lives in: train, val, test, test_seen, test_unseen
+  prompt  the user message
+  target  the assistant completion to train on
+  answer  structured ground truth used for scoring (its shape depends on the task)
+  meta    provenance: family or template, difficulty, parameters
+
+Files are written byte-for-byte reproducibly: fixed key order, no timestamps, "\\n" line ends.
+"""
+import json
+import os
+from collections import Counter
+from typing import Callable, Optional, TypedDict
+
+from common.errors import PhysloraError
+
+TASKS = ("physics_scenario", "physics_numeric", "physics_mcq",
+         "puzzle_arithmetic", "puzzle_rpn", "puzzle_brackets", "instruction")
+FIELDS = ("id", "task", "split", "prompt", "target", "answer", "meta")
+REQUIRED_FIELDS = ("task", "prompt", "target")
+CARD = "card.json"
+
+
+class Record(TypedDict):
+    id: str
+    task: str
+    split: str
+    prompt: str
+    target: str
+    answer: object
+    meta: dict
+
+
+def make_record(id: str, task: str, split: str, prompt: str, target: str, answer, meta: dict) -> Record:
+    return Record(id=id, task=task, split=split, prompt=prompt, target=target, answer=answer, meta=meta)
+
+
+def is_our_file(name: str) -> bool:
+    """The files a generator owns inside its output folder (and may replace with --overwrite)."""
+    return name in (CARD, "train.jsonl", "val.jsonl") or (name.startswith("test") and name.endswith(".jsonl"))
+
+
+def prepare_output_dir(out: str, overwrite: bool) -> None:
+    """Create `out`; refuse a non-empty one unless `overwrite`, then remove only our own files."""
+    if os.path.isfile(out):
+        raise PhysloraError(f"{out}: is a file; pass a folder to --out")
+    existing = sorted(os.listdir(out)) if os.path.isdir(out) else []
+    if existing and not overwrite:
+        raise PhysloraError(f"{out}: folder is not empty; choose another --out or pass --overwrite")
+    for name in existing:
+        if is_our_file(name):
+            os.remove(os.path.join(out, name))
+    os.makedirs(out, exist_ok=True)
+
+
+def write_dataset(out: str, splits: dict, card: dict,
+                  label_of: Callable[[dict], str] = lambda record: record["task"]) -> dict:
+    """Write `{split}.jsonl` for each split and `card.json`; return the card with counts added.
+
+    `splits` maps split name to its records in order; `label_of` names the label the summary counts.
+    """
+    counts = {}
+    for split, records in splits.items():
+        with open(os.path.join(out, f"{split}.jsonl"), "w", encoding="utf-8", newline="\n") as f:
+            for record in records:
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        counts[split] = {"total": len(records), "labels": dict(sorted(Counter(map(label_of, records)).items()))}
+    card = {**card, "counts": counts}
+    with open(os.path.join(out, CARD), "w", encoding="utf-8", newline="\n") as f:
+        f.write(json.dumps(card, ensure_ascii=False, indent=1) + "\n")
+    return card
+
+
+def summary_lines(card: dict) -> list:
+    """Human-readable counts per split and label, as printed at the end of a generator run."""
+    lines = []
+    for split, count in card["counts"].items():
+        labels = ", ".join(f"{label} {n}" for label, n in count["labels"].items())
+        lines.append(f"  {split:<12} {count['total']:>6}  ({labels})")
+    return lines
+
+
+def split_files(path_or_dir: str, split: Optional[str] = None) -> list:
+    """The JSONL files that `load_records` reads for this path and split, in a stable order."""
+    if os.path.isdir(path_or_dir):
+        if split is not None:
+            path = os.path.join(path_or_dir, f"{split}.jsonl")
+            if not os.path.isfile(path):
+                present = sorted(n[:-6] for n in os.listdir(path_or_dir) if n.endswith(".jsonl"))
+                raise PhysloraError(f"{path}: no such split file; splits here: {', '.join(present) or 'none'}")
+            return [path]
+        files = sorted(os.path.join(path_or_dir, n) for n in os.listdir(path_or_dir) if n.endswith(".jsonl"))
+        if not files:
+            raise PhysloraError(f"{path_or_dir}: no .jsonl files; run generate_data.py first")
+        return files
+    if not os.path.isfile(path_or_dir):
+        raise PhysloraError(f"{path_or_dir}: no such file or folder; pass a data folder or a .jsonl file")
+    return [path_or_dir]
+
+
+def load_records(path_or_dir: str, split: Optional[str] = None) -> list:
+    """Read records from a data folder (`split`.jsonl, or every split file) or one .jsonl file
+    (then `split` keeps the records whose split field matches).
+
+    Every line must be a JSON object with string `task`, `prompt` and `target` fields;
+    anything else raises a PhysloraError that names file:line.
+    """
+    records = []
+    for path in split_files(path_or_dir, split):
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{number}"
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise PhysloraError(f"{where}: malformed JSON ({err.msg}); fix or remove the line") from None
+                if not isinstance(record, dict):
+                    raise PhysloraError(f"{where}: expected a JSON object, got {type(record).__name__}")
+                for name in REQUIRED_FIELDS:
+                    if not isinstance(record.get(name), str):
+                        raise PhysloraError(f"{where}: field {name!r} is missing or not a string; "
+                                            f"every record needs {', '.join(REQUIRED_FIELDS)}")
+                records.append(record)
+    if split is not None and os.path.isfile(path_or_dir):
+        records = [record for record in records if record.get("split") == split]
+    return records

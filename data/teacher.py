@@ -1,0 +1,78 @@
+"""An optional language-model teacher that writes the REASONING line, as in the reference experiment.
+
+The teacher (any OpenAI-compatible chat endpoint, reached with the standard library only) gets
+the same prompt as the student. Its answer is kept only if its YES/NO and FAILURE_MODE agree
+with the physics; then its REASONING line replaces ours. Anything else is rejected and counted
+(`contradicted`: wrong label; `unparsable`: not in the answer format) and the record keeps the
+reasoning computed from physics. The label therefore always comes from physics.
+"""
+import json
+import os
+import urllib.error
+import urllib.request
+
+from common.errors import PhysloraError
+
+SYSTEM = ("You are a physics teacher. Answer exactly in three lines: YES or NO (will it fail?), "
+          "FAILURE_MODE: <mode or none>, REASONING: <one sentence citing the governing inequality with the numbers>.")
+
+
+def chat_url(url: str) -> str:
+    url = url.rstrip("/")
+    return url if url.endswith("/chat/completions") else url + "/chat/completions"
+
+
+def ask(url: str, model: str, api_key: str, prompt: str, timeout: float) -> str:
+    """One chat completion; HTTP and network failures become one-line user errors."""
+    body = json.dumps({"model": model, "temperature": 0,
+                       "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]})
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    request = urllib.request.Request(chat_url(url), data=body.encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            reply = json.loads(response.read().decode("utf-8"))
+        return reply["choices"][0]["message"]["content"]
+    except urllib.error.HTTPError as err:
+        raise PhysloraError(f"--teacher-url {url}: HTTP {err.code} {err.reason}; check the URL, "
+                            f"--teacher-model and the API key variable") from None
+    except (urllib.error.URLError, TimeoutError, OSError) as err:
+        raise PhysloraError(f"--teacher-url {url}: cannot reach the teacher ({err}); is the server running?") from None
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise PhysloraError(f"--teacher-url {url}: the reply is not an OpenAI-style chat completion") from None
+
+
+def parse_answer(text: str):
+    """(fails, mode, reasoning) from a teacher reply, or None when it is not in the answer format."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if len(lines) < 3 or lines[0].upper().rstrip(".") not in ("YES", "NO"):
+        return None
+    if not lines[1].upper().startswith("FAILURE_MODE:") or not lines[2].upper().startswith("REASONING:"):
+        return None
+    reasoning = " ".join([lines[2].split(":", 1)[1].strip()] + lines[3:])
+    if not reasoning:
+        return None
+    return lines[0].upper().startswith("YES"), lines[1].split(":", 1)[1].strip().lower(), reasoning
+
+
+def apply_teacher(records: list, url: str, model: str, key_env: str, timeout: float) -> dict:
+    """Ask the teacher about every record; keep its reasoning where it agrees with physics."""
+    api_key = os.environ.get(key_env, "")
+    stats = {"asked": 0, "accepted": 0, "contradicted": 0, "unparsable": 0}
+    for record in records:
+        stats["asked"] += 1
+        parsed = parse_answer(ask(url, model, api_key, record["prompt"], timeout))
+        if parsed is None:
+            stats["unparsable"] += 1
+            continue
+        fails, mode, reasoning = parsed
+        truth = record["answer"]
+        if fails != truth["fails"] or mode != truth["mode"]:
+            stats["contradicted"] += 1
+            continue
+        label_lines = record["target"].split("\n")[:2]
+        record["target"] = "\n".join(label_lines + [f"REASONING: {reasoning}"])
+        record["meta"]["reasoning_source"] = "teacher"
+        stats["accepted"] += 1
+    return stats

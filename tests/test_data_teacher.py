@@ -1,0 +1,143 @@
+"""The optional language-model teacher, against a local fake OpenAI-compatible server.
+
+The fake binds 127.0.0.1 only, answers a bounded number of requests and then stops by itself."""
+import json
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+import generate_data
+from common.errors import PhysloraError
+from data import physics_dataset, teacher
+from data.schema import load_records
+
+SIZES = {"train": 28, "val": 0, "test_seen": 0, "test_unseen": 0}
+
+
+class FakeTeacher:
+    """Answers chat completions with `reply(prompt)`, records what it was sent, stops after `max_requests`."""
+
+    def __init__(self, reply, max_requests=100, status=200):
+        self.requests = []
+        self.done = threading.Event()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                fake.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+                content = reply(body["messages"][-1]["content"])
+                data = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.server.timeout = 5  # an idle server gives up after 5 s per request slot
+        self.url = f"http://127.0.0.1:{self.server.server_port}/v1"
+        self.thread = threading.Thread(target=self.serve, args=(max_requests,), daemon=True)
+        self.thread.start()
+
+    def serve(self, max_requests):
+        for _ in range(max_requests):
+            self.server.handle_request()
+            if self.done.is_set():
+                break
+        self.server.server_close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+
+
+def records():
+    splits, _ = physics_dataset.generate(SIZES, 0, physics_dataset.DEFAULT_DIFFICULTY)
+    return splits["train"]
+
+
+def scripted(by_prompt):
+    """Agree with physics on every third record, contradict it on the next, babble on the third."""
+    def reply(prompt):
+        index, record = by_prompt[prompt]
+        if index % 3 == 0:
+            return f"{'YES' if record['answer']['fails'] else 'NO'}\nFAILURE_MODE: {record['answer']['mode']}\n" \
+                   f"REASONING: The teacher explains record {index}."
+        if index % 3 == 1:
+            return f"{'NO' if record['answer']['fails'] else 'YES'}\nFAILURE_MODE: none\nREASONING: Wrong."
+        return "I think it might fail, maybe."
+    return reply
+
+
+def test_agreeing_answers_replace_the_reasoning_and_the_rest_are_rejected_and_counted(monkeypatch):
+    data = records()
+    originals = [dict(r, meta=dict(r["meta"])) for r in data]
+    by_prompt = {r["prompt"]: (i, r) for i, r in enumerate(originals)}
+    monkeypatch.setenv("TEACHER_KEY", "secret")
+    with FakeTeacher(scripted(by_prompt)) as fake:
+        stats = teacher.apply_teacher(data, fake.url, "big-model", "TEACHER_KEY", timeout=10)
+    assert stats == {"asked": 28, "accepted": 10, "contradicted": 9, "unparsable": 9}
+    for i, (record, original) in enumerate(zip(data, originals)):
+        assert record["target"].split("\n")[:2] == original["target"].split("\n")[:2]  # labels from physics
+        if i % 3 == 0:
+            assert record["target"].endswith(f"REASONING: The teacher explains record {i}.")
+            assert record["meta"]["reasoning_source"] == "teacher"
+        else:
+            assert record["target"] == original["target"] and record["meta"]["reasoning_source"] == "physics"
+    assert fake.requests[0]["path"] == "/v1/chat/completions"
+    assert fake.requests[0]["auth"] == "Bearer secret"
+    assert fake.requests[0]["body"]["model"] == "big-model"
+
+
+def test_the_cli_records_teacher_counts_in_the_card(tmp_path):
+    agree_on_nothing = lambda prompt: "YES\nFAILURE_MODE: collision\nREASONING: Everything collides."
+    with FakeTeacher(agree_on_nothing) as fake:
+        generate_data.main(["physics", "--out", str(tmp_path / "out"), "--train", "14", "--val", "14",
+                            "--test-seen", "14", "--test-unseen", "14", "--teacher-url", fake.url,
+                            "--teacher-model", "m", "--teacher-key-env", "NO_SUCH_VARIABLE"])
+    card = json.load(open(tmp_path / "out" / "card.json"))
+    assert card["teacher"]["asked"] == 14  # only train, by default
+    assert card["teacher"]["accepted"] == 1 and card["teacher"]["contradicted"] == 13
+    assert fake.requests[0]["auth"] is None
+    train = load_records(str(tmp_path / "out"), "train")
+    teacher_written = [r for r in train if r["meta"]["reasoning_source"] == "teacher"]
+    assert [r["answer"]["mode"] for r in teacher_written] == ["collision"]
+
+
+def test_an_http_error_from_the_teacher_is_one_user_error():
+    with FakeTeacher(lambda prompt: "", status=500) as fake:
+        with pytest.raises(PhysloraError, match="--teacher-url .*HTTP 500"):
+            teacher.apply_teacher(records()[:1], fake.url, "m", "NO_SUCH_VARIABLE", timeout=10)
+
+
+def test_an_unreachable_teacher_is_one_user_error():
+    with socket.socket() as probe:  # a port that was free a moment ago: nobody listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(PhysloraError, match="cannot reach the teacher"):
+        teacher.ask(f"http://127.0.0.1:{port}/v1", "m", "", "hello", timeout=2)
+
+
+@pytest.mark.parametrize("reply, parsed", [
+    ("YES\nFAILURE_MODE: Tipping\nREASONING: It tips.", (True, "tipping", "It tips.")),
+    ("no.\n\nFAILURE_MODE: none\nREASONING: Fine\nbecause it holds.", (False, "none", "Fine because it holds.")),
+    ("Maybe\nFAILURE_MODE: none\nREASONING: x", None),
+    ("YES\nREASONING: no mode line", None),
+])
+def test_teacher_replies_are_parsed_strictly(reply, parsed):
+    assert teacher.parse_answer(reply) == parsed
+
+
+def test_an_unknown_teacher_split_is_a_user_error(tmp_path):
+    with pytest.raises(PhysloraError, match="--teacher-splits: unknown split 'trian'"):
+        generate_data.main(["physics", "--out", str(tmp_path / "out"), "--train", "14", "--val", "14",
+                            "--test-seen", "14", "--test-unseen", "14", "--teacher-url", "http://127.0.0.1:1",
+                            "--teacher-model", "m", "--teacher-splits", "trian"])
