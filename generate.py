@@ -7,9 +7,8 @@ import argparse
 import sys
 import time
 
-from common.cli import DTYPES, add_model_arguments
+from common.cli import add_model_arguments, load_model_from_args
 from common.errors import PhysloraError, user_errors_are_one_line
-from model.loading import load_model
 from model.sampler import SamplingParams, generate
 
 
@@ -51,7 +50,7 @@ def build_prompt_ids(tokenizer, text: str, chat: bool, system) -> list:
 def main(argv=None):
     args = parse_args(argv)
     prompts = args.prompts if args.prompts and args.prompts != ["-"] else [sys.stdin.read()]
-    model, tokenizer = load_model(args.model, DTYPES[args.dtype], args.device)
+    model, tokenizer = load_model_from_args(args)
     chat = tokenizer.has_chat_template if args.chat is None else args.chat
     if chat and not tokenizer.has_chat_template:
         raise PhysloraError(f"{args.model}: has no chat template; use --raw")

@@ -1,4 +1,4 @@
-"""Flags shared by the command-line entry points."""
+"""Flags shared by the command-line entry points, and the model they describe."""
 import argparse
 
 import torch
@@ -8,7 +8,7 @@ from model.registry import ALIASES, DEFAULT_MODEL
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+def add_model_arguments(parser: argparse.ArgumentParser, adapter: bool = True) -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help=f"a local HF folder, a .gguf file, a hub id (owner/name) or an alias "
                              f"({', '.join(ALIASES)}); default: %(default)s")
@@ -16,3 +16,19 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dtype of the weights and activations; default: %(default)s")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                         help="torch device; default: %(default)s")
+    if adapter:
+        parser.add_argument("--adapter", default=None, metavar="DIR",
+                            help="a LoRA adapter folder in PEFT format (a train.py run, or peft's "
+                                 "save_pretrained) to apply on top of --model")
+
+
+def load_model_from_args(args):
+    """(model, tokenizer) for --model/--dtype/--device, with --adapter applied if given."""
+    from lora.adapter import load_adapter
+    from model.loading import load_model
+
+    model, tokenizer = load_model(args.model, DTYPES[args.dtype], args.device)
+    if getattr(args, "adapter", None):
+        load_adapter(model, args.adapter)
+        model.eval().requires_grad_(False)  # inject() builds layers in training mode: no dropout here
+    return model, tokenizer

@@ -24,6 +24,7 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 from model.config import ModelConfig
@@ -148,6 +149,10 @@ class Decoder(nn.Module):
 
 
 class Transformer(nn.Module):
+    # Gradient checkpointing (training): keep only each block's input and recompute the block in
+    # the backward pass, trading one more forward for activations of one block instead of all.
+    checkpoint_layers = False
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
@@ -176,7 +181,12 @@ class Transformer(nn.Module):
         if mask is None and cache_start > 0 and length > 1:  # a chunk continuing a cached prefix
             mask = causal_mask(length, cache_start + length, cache_start, input_ids.device)
         for layer in self.model.layers:
-            h = layer(h, cos, sin, mask, cache, cache_start)
+            if self.checkpoint_layers and torch.is_grad_enabled():
+                # The RNG state is replayed, so LoRA dropout draws the same mask when recomputed.
+                h = torch.utils.checkpoint.checkpoint(layer, h, cos, sin, mask, cache, cache_start,
+                                                      use_reentrant=False)
+            else:
+                h = layer(h, cos, sin, mask, cache, cache_start)
         return self.model.norm(h)
 
     def forward(self, input_ids: torch.Tensor, **kwargs) -> torch.Tensor:

@@ -1,6 +1,12 @@
 import os
 import sys
 
+import torch
+
+# Triton kernels run in its CPU interpreter when there is no GPU; it must be set before triton is imported.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 

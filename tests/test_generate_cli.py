@@ -25,3 +25,21 @@ def test_several_prompts_print_one_answer_each_in_order(smollm2_gguf):
     assert result.returncode == 0, result.stderr
     first, second = result.stdout.splitlines()[:2]
     assert "Paris" in first and "Rome" in second
+
+
+def test_adapter_changes_the_answer_and_a_fresh_adapter_does_not(smollm2_gguf, tmp_path):
+    import torch
+    from lora.adapter import LoRASettings, inject, lora_layers, save_adapter
+    from model.loading import load_model
+
+    model, _ = load_model(smollm2_gguf)
+    inject(model, LoRASettings(rank=4, alpha=8, targets=("q_proj", "v_proj")))
+    save_adapter(model, str(tmp_path / "fresh"))
+    with torch.no_grad():
+        for _, layer in lora_layers(model):
+            layer.lora_B.normal_(0, 0.5)
+    save_adapter(model, str(tmp_path / "noisy"))
+    prompt = ("--model", smollm2_gguf, "--raw", "--max-new-tokens", "4", "The capital of France is")
+    base = run_generate(*prompt).stdout
+    assert run_generate(*prompt, "--adapter", str(tmp_path / "fresh")).stdout == base
+    assert run_generate(*prompt, "--adapter", str(tmp_path / "noisy")).stdout != base

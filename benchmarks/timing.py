@@ -1,0 +1,80 @@
+"""Shared benchmark plumbing: median timings, the environment record, results files, tables.
+
+GPU timings are Triton's `do_bench` medians (L2 flushed between runs); CPU timings are the
+median of `reps` perf_counter runs, interleaved across the methods, after two warm-up calls.
+"""
+import datetime
+import json
+import os
+import platform
+import re
+import statistics
+import time
+
+import torch
+
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def median_ms(fns, device, reps):
+    """{name: median wall time of fn() in ms} for a dict of callables.
+
+    On CPU the callables take turns, rep after rep, so that load from other processes
+    slows them all alike instead of whichever happened to run at the time.
+    """
+    if device == "cuda":
+        import triton.testing
+        return {name: triton.testing.do_bench(fn, return_mode="median") for name, fn in fns.items()}
+    for fn in fns.values():
+        fn(), fn()  # warm-up: allocator, thread pool, first-call dispatch
+    samples = {name: [] for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append((time.perf_counter() - start) * 1e3)
+    return {name: statistics.median(times) for name, times in samples.items()}
+
+
+def device_name(device):
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        model = platform.processor() or platform.machine()
+    return f"{model} ({torch.get_num_threads()} threads)"
+
+
+def environment(device):
+    try:
+        import triton
+        triton_version = triton.__version__
+    except ImportError:
+        triton_version = None
+    return {"device": device_name(device), "torch": torch.__version__, "triton": triton_version,
+            "date": datetime.date.today().isoformat()}
+
+
+def save_results(device, suite, variant, payload):
+    """Merge payload into benchmarks/results/<device>-<date>.json under suites[suite][variant]."""
+    env = environment(device)
+    tag = "cpu" if device == "cpu" else re.sub(r"[^a-z0-9]+", "-", env["device"].lower()).strip("-")
+    path = os.path.join(RESULTS_DIR, f"{tag}-{env['date']}.json")
+    results = {}
+    if os.path.exists(path):
+        with open(path) as existing:
+            results = json.load(existing)
+    results.update(env)
+    results.setdefault("suites", {}).setdefault(suite, {})[variant] = payload
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    with open(path, "w") as out:
+        json.dump(results, out, indent=1)
+    return path
+
+
+def format_row(cells, widths):
+    return "  ".join(str(cell).rjust(width) if i else str(cell).ljust(width)
+                     for i, (cell, width) in enumerate(zip(cells, widths)))

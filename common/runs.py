@@ -1,0 +1,60 @@
+"""Run folders: where a training run writes, how it refuses to destroy another, how it is shared.
+
+A run folder holds config.json, metrics.jsonl, loss.svg, checkpoints/step-N/ and, once finished,
+the adapter (adapter_config.json + adapter_model.safetensors). Writing into a folder that already
+holds something is refused unless the run continues it (--resume) or replaces it (--overwrite):
+a five-step dry run must never silently replace a finished training run.
+"""
+import datetime
+import os
+import shutil
+
+from common.errors import PhysloraError
+
+RUNS_ROOT = "runs"
+# What --overwrite removes: the files a run writes, nothing else a user may have put there.
+RUN_FILES = ("config.json", "metrics.jsonl", "loss.svg", "adapter_config.json", "adapter_model.safetensors",
+             "checkpoints")
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
+def new_run_dir(root: str = RUNS_ROOT) -> str:
+    """runs/<YYYYmmdd-HHMMSS>, with -2, -3, … if that second is taken."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path, n = os.path.join(root, stamp), 1
+    while os.path.exists(path):
+        n += 1
+        path = os.path.join(root, f"{stamp}-{n}")
+    return path
+
+
+def prepare_run_dir(out: str, overwrite: bool) -> None:
+    """Create `out` for a new run; a non-empty one is refused unless `overwrite` (then our files go)."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise PhysloraError(f"--out {out}: is a file; pass a folder")
+    existing = sorted(os.listdir(out)) if os.path.isdir(out) else []
+    if existing and not overwrite:
+        raise PhysloraError(f"--out {out}: not empty ({', '.join(existing[:3])}{', …' if len(existing) > 3 else ''})"
+                            f"; continue that run with --resume {out}, replace it with --overwrite, "
+                            "or choose another --out")
+    for name in existing:
+        path = os.path.join(out, name)
+        if name in RUN_FILES:
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    os.makedirs(out, exist_ok=True)
+
+
+def push_to_hub(run_dir: str, repo_id: str) -> str:
+    """Upload the run's adapter to the hub (token: $HF_TOKEN, or `hf auth login`); returns its URL."""
+    import huggingface_hub
+
+    try:
+        api = huggingface_hub.HfApi()
+        api.create_repo(repo_id, exist_ok=True)
+        api.upload_folder(repo_id=repo_id, folder_path=run_dir, allow_patterns=[*ADAPTER_FILES, "loss.svg"],
+                          commit_message="Upload LoRA adapter trained with physlora")
+    except Exception as err:  # offline, no token, no rights: requests, hub and OS errors alike
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise PhysloraError(f"--push-to-hub {repo_id}: upload failed ({reason}); the run is saved in {run_dir}; "
+                            f"upload it later with: hf upload {repo_id} {run_dir} --include 'adapter_*'") from None
+    return f"https://huggingface.co/{repo_id}"

@@ -1,0 +1,57 @@
+"""Chunked cross-entropy: the same value and gradients as the full one, without keeping the logits."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from model.loss import IGNORE_INDEX, chunked_cross_entropy, next_token_loss
+
+VOCAB, HIDDEN = 97, 16
+
+
+def inputs(rows=23, seed=0, dtype=torch.float32):
+    generator = torch.Generator().manual_seed(seed)
+    hidden = torch.randn(rows, HIDDEN, generator=generator).to(dtype).requires_grad_()
+    weight = torch.randn(VOCAB, HIDDEN, generator=generator).to(dtype).requires_grad_()
+    targets = torch.randint(0, VOCAB, (rows,), generator=generator)
+    return hidden, weight, targets
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 5, 23, 64])
+def test_chunked_equals_full_cross_entropy_in_value_and_gradients(chunk_rows):
+    hidden, weight, targets = inputs()
+    full = F.cross_entropy(hidden @ weight.t(), targets, reduction="sum")
+    full_grads = torch.autograd.grad(full, (hidden, weight))
+    chunked = chunked_cross_entropy(hidden, weight, targets, chunk_rows)
+    chunked_grads = torch.autograd.grad(chunked, (hidden, weight))
+    assert abs(chunked.item() - full.item()) <= 1e-5 * full.item()
+    for ours, reference in zip(chunked_grads, full_grads):
+        assert (ours - reference).abs().max() <= 1e-5
+
+
+def test_bf16_inputs_give_the_fp32_loss_of_their_bf16_logits():
+    hidden, weight, targets = inputs(dtype=torch.bfloat16)
+    reference = F.cross_entropy((hidden @ weight.t()).float(), targets, reduction="sum")
+    loss = chunked_cross_entropy(hidden, weight, targets, chunk_rows=8)
+    assert loss.dtype == torch.float32 and abs(loss.item() - reference.item()) <= 1e-4 * reference.item()
+
+
+def test_no_full_vocabulary_logits_are_kept_for_the_backward_pass():
+    hidden, weight, targets = inputs(rows=64)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.shape) or t, lambda t: t):
+        chunked_cross_entropy(hidden, weight, targets, chunk_rows=8)
+    assert saved and all(shape.numel() < 64 * VOCAB for shape in saved)
+
+
+def test_next_token_loss_scores_only_labelled_next_tokens():
+    generator = torch.Generator().manual_seed(3)
+    hidden = torch.randn(2, 7, HIDDEN, generator=generator, requires_grad=True)
+    weight = torch.randn(VOCAB, HIDDEN, generator=generator)
+    labels = torch.randint(0, VOCAB, (2, 7), generator=generator)
+    labels[0, :4] = labels[1, :2] = labels[1, 6:] = IGNORE_INDEX  # prompts and a pad
+    reference = F.cross_entropy((hidden @ weight.t())[:, :-1].reshape(-1, VOCAB), labels[:, 1:].reshape(-1),
+                                ignore_index=IGNORE_INDEX, reduction="sum")
+    loss = next_token_loss(hidden, weight, labels, chunk_rows=3)
+    assert abs(loss.item() - reference.item()) <= 1e-5 * reference.item()
+    grad, = torch.autograd.grad(loss, hidden)
+    assert grad[0, :3].abs().sum() == 0 and grad[1, 5:].abs().sum() == 0  # positions with no labelled next token

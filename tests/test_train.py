@@ -1,0 +1,226 @@
+"""train.py end to end, driven through main(argv) on a tiny random model saved as an HF folder."""
+import json
+import math
+import os
+
+import peft
+import pytest
+import torch
+import transformers
+from safetensors.torch import load_file
+
+import train
+from common.errors import PhysloraError
+from lora.adapter import load_adapter
+from model.config import ModelConfig
+from model.export import export_hf_folder
+from model.loading import load_model
+from model.tokenizer import Tokenizer
+from model.transformer import Transformer
+from tokenizer_folders import chatml_folder, official_template
+
+ALL_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+FAILURE_MODES = ["tipping", "slipping", "crushing", "sloshing", "collision", "dropping", "rolling_away", "none"]
+
+
+def write_tiny_model(folder) -> str:
+    """A 2-layer Llama with SmolLM2's chat template and a byte-level vocabulary, as an HF folder."""
+    tokenizer = Tokenizer.from_folder(chatml_folder(str(folder) + "-tokenizer", official_template("smollm2-instruct")))
+    config = ModelConfig.from_hf(dict(model_type="llama", vocab_size=tokenizer.vocab_size, hidden_size=64,
+                                      intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                                      num_key_value_heads=2, tie_word_embeddings=True, max_position_embeddings=1024))
+    torch.manual_seed(0)
+    model = Transformer(config)
+    torch.nn.init.normal_(model.model.embed_tokens.weight, std=0.5)  # logits with some spread, as a trained model's
+    return export_hf_folder(model, tokenizer, str(folder))
+
+
+def physics_record(split, i):
+    return {"id": f"{split}-{i}", "task": "physics_scenario", "split": split,
+            "prompt": f"Case {i}: a {'wide ' * (i % 3)}box rides on a tray. Will it fail?",
+            "target": f"{'YES' if i % 2 else 'NO'}, {FAILURE_MODES[i % len(FAILURE_MODES)]}",
+            "answer": None, "meta": {}}
+
+
+def write_jsonl(path, records):
+    with open(path, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records)
+
+
+def write_data(folder, train_size=8, val_size=4) -> str:
+    os.makedirs(folder, exist_ok=True)
+    write_jsonl(os.path.join(folder, "train.jsonl"), [physics_record("train", i) for i in range(train_size)])
+    write_jsonl(os.path.join(folder, "val.jsonl"), [physics_record("val", i) for i in range(val_size)])
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return write_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_data(tmp_path_factory.mktemp("data"))
+
+
+def run(tiny, data, out, *flags):
+    train.main(["--model", tiny, "--data", data, "--out", str(out), *map(str, flags)])
+    return str(out)
+
+
+def metrics(run_dir, key="loss") -> dict:
+    """{step: value} of one metric in RUN/metrics.jsonl."""
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return {m["step"]: m[key] for m in map(json.loads, f) if key in m}
+
+
+def test_overfits_eight_examples_below_0_05(tiny, data, tmp_path):
+    out = run(tiny, data, tmp_path / "run", "--targets", ALL_TARGETS, "--rank", 16, "--alpha", 32, "--dropout", 0,
+              "--lr", 5e-3, "--batch-size", 8, "--grad-accum", 1, "--epochs", 150, "--warmup-steps", 5,
+              "--eval-every", 1000)
+    losses = metrics(out)
+    assert len(losses) == 150 and losses[1] > 5
+    assert losses[150] < 0.05
+
+
+def test_run_folder_holds_config_metrics_chart_checkpoint_and_peft_adapter(tiny, data, tmp_path):
+    out = run(tiny, data, tmp_path / "run", "--max-steps", 2, "--batch-size", 2, "--grad-accum", 2, "--lr", 1e-2)
+    assert sorted(os.listdir(out)) == ["adapter_config.json", "adapter_model.safetensors", "checkpoints",
+                                       "config.json", "loss.svg", "metrics.jsonl"]
+    assert os.listdir(os.path.join(out, "checkpoints")) == ["step-2"]
+    config = json.load(open(os.path.join(out, "config.json")))
+    assert config["settings"]["rank"] == 8 and config["settings"]["targets"] == "q_proj,v_proj"
+    assert config["versions"]["torch"] == torch.__version__ and len(config["data"]["train"]["sha256"]) == 64
+    with open(os.path.join(out, "metrics.jsonl")) as f:
+        step = next(m for m in map(json.loads, f) if m.get("step") == 1 and "loss" in m)
+    assert set(step) == {"step", "epoch", "loss", "lr", "grad_norm", "tokens_per_s", "padding_share", "peak_memory_mib"}
+    assert "<polyline" in open(os.path.join(out, "loss.svg")).read()
+
+
+def test_final_adapter_gives_the_same_logits_in_peft_and_in_our_loader(tiny, data, tmp_path):
+    out = run(tiny, data, tmp_path / "run", "--max-steps", 2, "--lr", 1e-2, "--targets", "q_proj,v_proj,down_proj")
+    ours, _ = load_model(tiny)
+    load_adapter(ours, out)
+    ours.eval()  # injected layers start in training mode (LoRA dropout on)
+    hf = transformers.AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)
+    theirs = peft.PeftModel.from_pretrained(hf, out).eval()
+    ids = torch.randint(0, 259, (1, 12))
+    with torch.no_grad():
+        assert (ours(ids) - theirs(ids).logits).abs().max() <= 1e-4
+        with theirs.disable_adapter():
+            assert (ours(ids) - theirs(ids).logits).abs().max() > 1e-3  # and the adapter did learn something
+
+
+def test_a_packed_step_has_the_loss_of_a_padded_step_over_the_same_examples(tiny, data, tmp_path):
+    every_example = ("--max-steps", 1, "--dropout", 0, "--grad-accum", 1, "--batch-size", 8)  # one step, 8 rows
+    padded = run(tiny, data, tmp_path / "padded", *every_example)
+    packed = run(tiny, data, tmp_path / "packed", *every_example, "--pack", "--max-len", 512)
+    assert abs(metrics(packed)[1] - metrics(padded)[1]) <= 1e-5
+
+
+def test_refuses_to_overwrite_a_non_empty_out(tiny, data, tmp_path):
+    out = run(tiny, data, tmp_path / "run", "--max-steps", 1)
+    before = open(os.path.join(out, "adapter_model.safetensors"), "rb").read()
+    with pytest.raises(PhysloraError, match="not empty.*--resume.*--overwrite"):
+        run(tiny, data, out, "--max-steps", 1, "--seed", 1)
+    assert open(os.path.join(out, "adapter_model.safetensors"), "rb").read() == before
+
+
+def test_overwrite_replaces_the_run(tiny, data, tmp_path):
+    out = run(tiny, data, tmp_path / "run", "--max-steps", 2, "--eval-every", 1)
+    run(tiny, data, out, "--max-steps", 1, "--overwrite")
+    assert os.listdir(os.path.join(out, "checkpoints")) == ["step-1"]
+    assert len(metrics(out)) == 1
+
+
+def test_three_steps_then_resume_equals_six_steps(tiny, tmp_path):
+    data = write_data(tmp_path / "data", train_size=12)  # 6 steps of 2 × 1 rows per epoch
+    flags = ("--batch-size", 1, "--grad-accum", 2, "--dropout", 0.1, "--lr", 1e-2, "--epochs", 2, "--eval-every", 2)
+    straight = run(tiny, data, tmp_path / "straight", *flags, "--max-steps", 6)
+    stopped = run(tiny, data, tmp_path / "stopped", *flags, "--max-steps", 3)
+    train.main(["--resume", stopped, "--max-steps", "6"])
+    assert metrics(stopped) == metrics(straight) and len(metrics(straight)) == 6
+    resumed_val = metrics(stopped, "val_loss")
+    assert resumed_val.pop(3) and resumed_val == metrics(straight, "val_loss")  # step 3: where the first part ended
+    a, b = (load_file(os.path.join(run_dir, "adapter_model.safetensors")) for run_dir in (straight, stopped))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_refuses_changed_settings(tiny, data, tmp_path):
+    out = run(tiny, data, tmp_path / "run", "--max-steps", 1)
+    with pytest.raises(PhysloraError, match="settings come from .*config.json; drop --lr"):
+        train.main(["--resume", out, "--lr", "0.1"])
+
+
+def test_bf16_first_loss_is_within_1_percent_of_fp32(tiny, data, tmp_path):
+    fp32 = metrics(run(tiny, data, tmp_path / "fp32", "--max-steps", 1, "--dtype", "fp32"))[1]
+    bf16 = metrics(run(tiny, data, tmp_path / "bf16", "--max-steps", 1, "--dtype", "bf16"))[1]
+    assert abs(bf16 - fp32) <= 0.01 * fp32
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tiny, data, tmp_path, monkeypatch):
+    next_token_loss, calls = train.next_token_loss, []
+
+    def loss_turning_nan(*args):
+        calls.append(1)
+        loss = next_token_loss(*args)
+        return loss * math.nan if len(calls) == 3 else loss  # one micro-batch per step: step 3
+
+    monkeypatch.setattr(train, "next_token_loss", loss_turning_nan)
+    monkeypatch.setattr(train, "evaluate", lambda *args: 1.0)
+    with pytest.raises(PhysloraError, match=r"step 3: the training loss is nan; .*checkpoints/step-2\).*lower --lr"):
+        run(tiny, data, tmp_path / "run", "--max-steps", 5, "--eval-every", 2, "--grad-accum", 1)
+    assert os.listdir(tmp_path / "run" / "checkpoints") == ["step-2"]
+    assert not os.path.exists(tmp_path / "run" / "adapter_model.safetensors")
+
+
+def test_push_to_hub_without_network_fails_clearly_after_saving(tiny, data, tmp_path, monkeypatch):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
+    with pytest.raises(PhysloraError, match=r"--push-to-hub someone/adapter: upload failed .*saved in .*run"):
+        run(tiny, data, tmp_path / "run", "--max-steps", 1, "--push-to-hub", "someone/adapter")
+    assert os.path.exists(tmp_path / "run" / "adapter_model.safetensors")
+
+
+def test_long_prompts_are_truncated_and_counted(tiny, tmp_path, capsys):
+    data = write_data(tmp_path / "data")
+    write_jsonl(os.path.join(data, "train.jsonl"), [physics_record("train", 0) | {"prompt": "x" * 300}])
+    run(tiny, data, tmp_path / "run", "--max-steps", 1, "--max-len", 150)
+    assert "(1 prompts truncated to --max-len 150, 0 targets too long and left out)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content, error", [
+    ("", "train.jsonl: no records"),
+    ('{"task": "x", "prompt": "p"}\n', r"train.jsonl:1: field 'target' is missing"),
+])
+def test_bad_training_data_is_named(tiny, tmp_path, content, error):
+    data = write_data(tmp_path / "data")
+    with open(os.path.join(data, "train.jsonl"), "w") as f:
+        f.write(content)
+    with pytest.raises(PhysloraError, match=error):
+        run(tiny, data, tmp_path / "run")
+
+
+def test_missing_data_folder_is_named(tiny, tmp_path):
+    with pytest.raises(PhysloraError, match="nowhere: no such file or folder"):
+        run(tiny, str(tmp_path / "nowhere"), tmp_path / "run")
+
+
+@pytest.mark.parametrize("flags, error", [
+    (["--grad-accum", "0"], "--grad-accum 0: must be at least 1"),
+    (["--dtype", "fp16"], "--dtype fp16: .*loss scaling"),
+    (["--dropout", "1"], r"--dropout 1.0: must be in \[0, 1\)"),
+    (["--resume", "somewhere", "--overwrite"], "--resume with --overwrite"),
+])
+def test_invalid_flags_are_refused(flags, error):
+    with pytest.raises(PhysloraError, match=error):
+        train.main(flags)
+
+
+def test_help_renders_and_every_flag_shows_its_default():
+    parser = train.build_parser()
+    assert "--grad-checkpointing" in parser.format_help()
+    for action in parser._actions:
+        if action.option_strings and action.help and action.default not in (None, False, "==SUPPRESS=="):
+            assert "default" in action.help, action.option_strings

@@ -1,0 +1,359 @@
+"""Teach a model physics with LoRA: `python train.py --rank 8 --alpha 32`.
+
+One loop, read top to bottom (after nanoGPT's train.py):
+
+  1. settings  the flags, or RUN/config.json's when continuing with --resume RUN
+  2. model     the frozen base in --dtype, LoRA on --targets (A and B and AdamW's state stay fp32)
+  3. data      every record in the model's chat template, labels on the target tokens only, in
+               length-bucketed batches (or --pack'ed rows); see data/batching.py
+  4. loop      each optimizer step: the learning rate (linear warmup, then cosine decay to 10%);
+               forward and backward over the micro-batches of the accumulation window, each loss
+               divided by the target tokens of the whole window; gradient clipping; AdamW.
+               Every --eval-every steps: the val loss, a checkpoint, loss.svg
+  5. finish    the adapter in PEFT format, a one-line summary, optionally --push-to-hub
+
+RUN (default runs/<timestamp>/) receives config.json, metrics.jsonl, loss.svg, checkpoints/step-N/
+and adapter_config.json + adapter_model.safetensors (load with generate.py --adapter RUN, or peft).
+"""
+import argparse
+import hashlib
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import resource
+import sys
+import time
+
+import torch
+
+from common.cli import DTYPES, add_model_arguments
+from common.errors import PhysloraError, user_errors_are_one_line
+from common.progress import Progress, format_duration
+from common.runs import new_run_dir, prepare_run_dir, push_to_hub
+from common.svg import write_line_chart
+from data.batching import (check_not_empty, collate, encode_records, evaluation_batches, padding_share,
+                           training_windows)
+from data.schema import load_records, split_files
+from lora.adapter import TARGETS, LoRASettings, inject, parameter_counts, save_adapter
+from lora.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
+from model.loading import load_model
+from model.loss import next_token_loss
+
+DEFAULT_DATA = os.path.join("data_out", "physics")
+WARMUP_SHARE = 0.05   # of all steps, unless --warmup-steps
+MIN_LR_RATIO = 0.1    # the cosine decays to 10% of --lr (as nanoGPT)
+# Flags that belong to one invocation, not to the run: --resume may change these, the rest come from config.json.
+PER_INVOCATION = ("out", "resume", "overwrite", "max_steps", "push_to_hub")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_arguments(parser, adapter=False)
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", default=DEFAULT_DATA,
+                      help="folder with train.jsonl and val.jsonl (records with prompt and target); the default "
+                           "is generated with `generate_data.py physics` if absent; default: %(default)s")
+    data.add_argument("--max-len", type=int, default=512,
+                      help="tokens per example (and per packed row); longer prompts lose their start, the target "
+                           "is kept; default: %(default)s")
+    data.add_argument("--pack", action="store_true",
+                      help="pack several examples per row (no attention or position leakage) instead of "
+                           "length-bucketed padded batches")
+    lora = parser.add_argument_group("LoRA")
+    lora.add_argument("--rank", type=int, default=8, help="default: %(default)s")
+    lora.add_argument("--alpha", type=float, default=16.0, help="the update is scaled by alpha / rank; "
+                                                                "default: %(default)s")
+    lora.add_argument("--dropout", type=float, default=0.05, help="on the LoRA branch's input; default: %(default)s")
+    lora.add_argument("--targets", default="q_proj,v_proj",
+                      help=f"comma-separated projections to adapt, from {','.join(TARGETS)}; default: %(default)s")
+    lora.add_argument("--rslora", action="store_true", help="scale by alpha / sqrt(rank) (rank-stabilised LoRA)")
+    optim = parser.add_argument_group("optimisation")
+    optim.add_argument("--epochs", type=int, default=3, help="default: %(default)s")
+    optim.add_argument("--max-steps", type=int, default=None,
+                       help="stop after this optimizer step (the schedule is unchanged: a dry run is the first "
+                            "steps of the real run); default: run every epoch")
+    optim.add_argument("--lr", type=float, default=2e-4, help="peak AdamW learning rate; default: %(default)s")
+    optim.add_argument("--weight-decay", type=float, default=0.0, help="default: %(default)s")
+    optim.add_argument("--warmup-steps", type=int, default=None,
+                       help=f"linear warmup steps, then cosine decay; default: {100 * WARMUP_SHARE:.0f}%% of all steps")
+    optim.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm, 0 = off; default: %(default)s")
+    optim.add_argument("--batch-size", type=int, default=4, help="rows per micro-batch; default: %(default)s")
+    optim.add_argument("--grad-accum", type=int, default=4,
+                       help="micro-batches per optimizer step; default: %(default)s")
+    optim.add_argument("--grad-checkpointing", action="store_true",
+                       help="recompute each block in the backward pass: less memory, ~30%% more time")
+    optim.add_argument("--seed", type=int, default=0, help="same seed and data, same losses; default: %(default)s")
+    run = parser.add_argument_group("run")
+    run.add_argument("--out", default=None, help="run folder; default: runs/<timestamp>")
+    run.add_argument("--resume", default=None, metavar="RUN",
+                     help="continue RUN from its latest checkpoint, with its saved settings")
+    run.add_argument("--overwrite", action="store_true", help="replace the run in a non-empty --out")
+    run.add_argument("--eval-every", type=int, default=50,
+                     help="steps between val-loss evaluations (each also writes a checkpoint); default: %(default)s")
+    run.add_argument("--push-to-hub", default=None, metavar="REPO_ID",
+                     help="upload the final adapter to this hub repo (token: $HF_TOKEN); default: no upload")
+    return parser
+
+
+def parse_settings(argv) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.resume:
+        if args.overwrite:
+            raise PhysloraError("--resume with --overwrite: choose one (continue the run, or replace it)")
+        if args.out and os.path.abspath(args.out) != os.path.abspath(args.resume):
+            raise PhysloraError(f"--resume {args.resume} with --out {args.out}: a resumed run writes into its own "
+                                "folder; drop --out")
+        path = os.path.join(args.resume, "config.json")
+        if not os.path.isfile(path):
+            raise PhysloraError(f"--resume {args.resume}: no config.json there; pass a run folder written by train.py")
+        with open(path) as f:
+            saved = json.load(f)["settings"]
+        changed = [name for name, value in vars(args).items() if name not in PER_INVOCATION
+                   and value != parser.get_default(name) and value != saved.get(name)]
+        if changed:
+            flags = ", ".join("--" + name.replace("_", "-") for name in changed)
+            raise PhysloraError(f"--resume {args.resume}: the run's settings come from {path}; drop {flags} "
+                                "(only --max-steps and --push-to-hub may change)")
+        args = argparse.Namespace(**{**saved, **{name: getattr(args, name) for name in PER_INVOCATION}})
+        args.out = args.resume
+    check_settings(args)
+    return args
+
+
+def check_settings(args) -> None:
+    at_least = (("--rank", args.rank, 1), ("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
+                ("--grad-accum", args.grad_accum, 1), ("--eval-every", args.eval_every, 1),
+                ("--max-len", args.max_len, 2), ("--max-steps", args.max_steps, 1),
+                ("--warmup-steps", args.warmup_steps, 0), ("--weight-decay", args.weight_decay, 0),
+                ("--grad-clip", args.grad_clip, 0))
+    for flag, value, low in at_least:
+        if value is not None and not value >= low:
+            raise PhysloraError(f"{flag} {value}: must be at least {low}")
+    if not args.lr > 0 or not args.alpha > 0:
+        raise PhysloraError(f"--lr {args.lr} and --alpha {args.alpha}: both must be > 0")
+    if not 0 <= args.dropout < 1:
+        raise PhysloraError(f"--dropout {args.dropout}: must be in [0, 1)")
+    if args.dtype == "fp16":
+        raise PhysloraError("--dtype fp16: training in fp16 needs loss scaling, which train.py does not do; "
+                            "use --dtype bf16 (same speed, fp32's range) or fp32")
+
+
+def load_split(args, tokenizer, split: str):
+    """(examples, report) of one split; the default physics data is generated on first use."""
+    if args.data == DEFAULT_DATA and not os.path.exists(DEFAULT_DATA):
+        import generate_data
+        print(f"data: {DEFAULT_DATA} is absent; generating it (generate_data.py physics, seed 0)")
+        generate_data.main(["physics", "--out", DEFAULT_DATA])
+    path = split_files(args.data, split)[0]
+    encoded = encode_records(load_records(path), tokenizer, args.max_len)
+    check_not_empty(encoded, path, args.max_len)
+    with open(path, "rb") as f:
+        report = {"path": path, "sha256": hashlib.sha256(f.read()).hexdigest(), "records": encoded.records,
+                  "examples": len(encoded.examples), "truncated": encoded.truncated, "dropped": encoded.dropped}
+    return encoded.examples, report
+
+
+def learning_rate(step: int, peak: float, warmup: int, total: int) -> float:
+    """Linear warmup to `peak` over `warmup` steps, then cosine decay to MIN_LR_RATIO·peak at step `total`."""
+    if step <= warmup:
+        return peak * step / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return peak * (MIN_LR_RATIO + (1 - MIN_LR_RATIO) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train_window(model, batches: list) -> float:
+    """Forward and backward over one accumulation window; returns its loss per target token.
+
+    Each micro-batch's summed loss is divided by the target tokens of the *whole window*, so the
+    accumulated gradient is exactly the gradient of one big batch. (Averaging per micro-batch, as
+    several popular trainers did, weighs a token of a short micro-batch more than one of a long one.)
+    """
+    targets = sum(batch.target_tokens for batch in batches)
+    total = 0.0
+    for batch in batches:
+        hidden = model.hidden_states(batch.input_ids, positions=batch.positions, mask=batch.mask)
+        loss = next_token_loss(hidden, model.lm_head.weight, batch.labels)
+        (loss / targets).backward()
+        total += loss.item()
+    return total / targets
+
+
+@torch.no_grad()
+def evaluate(model, examples: list, batch_size: int, pad_id: int, device) -> float:
+    """Mean loss per target token over every example (dropout off)."""
+    model.eval()
+    total = targets = 0
+    for rows in evaluation_batches([len(e.input_ids) for e in examples], batch_size):
+        batch = collate(examples, rows, pad_id, device)
+        total += next_token_loss(model.hidden_states(batch.input_ids), model.lm_head.weight, batch.labels).item()
+        targets += batch.target_tokens
+    model.train()
+    return total / targets
+
+
+def peak_memory_mib(device: str) -> float:
+    if str(device).startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # the process's peak RSS: KiB on Linux, bytes on macOS
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def stop(what: str, value: float, step: int, run_dir: str, args) -> PhysloraError:
+    return PhysloraError(f"step {step}: {what} is {value}; stopped before it could spoil the adapter "
+                         f"(last good checkpoint: {latest_checkpoint(run_dir) or 'none yet'}); "
+                         f"lower --lr (now {args.lr:g}){' or use --dtype fp32' if args.dtype != 'fp32' else ''}")
+
+
+def append_jsonl(path: str, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def write_loss_chart(run_dir: str, metrics: list) -> None:
+    write_line_chart(os.path.join(run_dir, "loss.svg"),
+                     {"train": [(m["step"], m["loss"]) for m in metrics if "loss" in m],
+                      "val": [(m["step"], m["val_loss"]) for m in metrics if "val_loss" in m]},
+                     title=os.path.basename(os.path.normpath(run_dir)), x_label="step", y_label="loss per target token")
+
+
+def main(argv=None):
+    # ---- 1. settings and the run folder ------------------------------------------------------
+    args = parse_settings(argv)
+    run_dir = args.out or new_run_dir()
+    if not args.resume:
+        prepare_run_dir(run_dir, args.overwrite)
+    metrics_path = os.path.join(run_dir, "metrics.jsonl")
+
+    # ---- 2. model -----------------------------------------------------------------------------
+    model, tokenizer = load_model(args.model, DTYPES[args.dtype], args.device)
+    if args.resume:
+        checkpoint = latest_checkpoint(run_dir)
+        if checkpoint is None:
+            raise PhysloraError(f"--resume {run_dir}: no checkpoint in {run_dir}/checkpoints; start it again "
+                                f"with --overwrite")
+        state = load_checkpoint(checkpoint, model)  # LoRA weights and RNG states as they were at that step
+    else:
+        torch.manual_seed(args.seed)
+        inject(model, LoRASettings(args.rank, args.alpha, args.dropout, tuple(args.targets.split(",")), args.rslora))
+        state = {"step": 0, "best": None}
+    model.checkpoint_layers = args.grad_checkpointing
+    counts = parameter_counts(model)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=args.weight_decay)
+    if args.resume:
+        optimizer.load_state_dict(state["optimizer"])
+
+    # ---- 3. data ------------------------------------------------------------------------------
+    train_examples, train_report = load_split(args, tokenizer, "train")
+    val_examples, val_report = load_split(args, tokenizer, "val")
+    windows = training_windows([len(e.input_ids) for e in train_examples], args.batch_size, args.grad_accum,
+                               args.epochs, args.seed, args.max_len if args.pack else None)
+    total_steps = len(windows)
+    warmup = args.warmup_steps if args.warmup_steps is not None else max(1, round(WARMUP_SHARE * total_steps))
+    last_step = min(total_steps, args.max_steps or total_steps)
+    if state["step"] >= last_step:
+        raise PhysloraError(f"--resume {run_dir}: already at step {state['step']} of {last_step}; "
+                            f"{'nothing left to train' if last_step == total_steps else 'pass a larger --max-steps'}")
+    plan_padding = padding_share(train_examples, [rows for _, batches in windows for rows in batches])
+    print(f"model {args.model} ({args.dtype}): {counts['total']:,} parameters, {counts['trainable']:,} trainable "
+          f"({counts['percent']:.2f}%, LoRA r={args.rank} on {args.targets})")
+    for name, report in (("train", train_report), ("val", val_report)):
+        print(f"data {name}: {report['examples']} examples from {report['path']} ({report['truncated']} prompts "
+              f"truncated to --max-len {args.max_len}, {report['dropped']} targets too long and left out)")
+    print(f"plan: {total_steps} steps ({args.epochs} epochs) of {args.grad_accum} × {args.batch_size} "
+          f"{'packed ' if args.pack else ''}rows, warmup {warmup}, padding {plan_padding:.1%} of tokens; "
+          f"run folder {run_dir}")
+
+    if args.resume:  # forget what was logged after the checkpoint: those steps run again
+        with open(metrics_path) as f:
+            metrics = [m for m in map(json.loads, f) if m["step"] <= state["step"]]
+        with open(metrics_path, "w") as f:
+            f.writelines(json.dumps(m) + "\n" for m in metrics)
+    else:
+        metrics = []
+        settings = {k: v for k, v in vars(args).items() if k not in PER_INVOCATION}
+        config = {"settings": settings, "invocation": {k: getattr(args, k) for k in PER_INVOCATION},
+                  "versions": {"python": platform.python_version(), **{name: importlib.metadata.version(name)
+                               for name in ("torch", "safetensors", "tokenizers", "numpy", "huggingface-hub")}},
+                  "data": {"train": train_report, "val": val_report},
+                  "model": {k: v for k, v in vars(model.config).items() if k != "extra"}, "parameters": counts,
+                  "plan": {"steps": total_steps, "warmup_steps": warmup, "padding_share": plan_padding}}
+        with open(os.path.join(run_dir, "config.json"), "w") as f:
+            json.dump(config, f, indent=2)
+        val_loss = evaluate(model, val_examples, args.batch_size, tokenizer.pad_id, args.device)
+        metrics.append({"step": 0, "epoch": 0.0, "val_loss": val_loss})
+        append_jsonl(metrics_path, metrics[-1])
+        print(f"step 0: val loss {val_loss:.4f} (the base model)")
+
+    # ---- 4. the loop --------------------------------------------------------------------------
+    model.train()
+    progress = Progress(last_step, start=state["step"])
+    started, step = time.perf_counter(), state["step"]
+    tokens_seen = step_seconds = 0  # over training steps only, evaluations excluded
+    try:
+        for step in range(state["step"] + 1, last_step + 1):
+            began = time.perf_counter()
+            epoch, micro_batches = windows[step - 1]
+            lr = learning_rate(step, args.lr, warmup, total_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batches = [collate(train_examples, rows, tokenizer.pad_id, args.device) for rows in micro_batches]
+            loss = train_window(model, batches)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(parameters, args.grad_clip or math.inf))
+            for what, value in (("the training loss", loss), ("the gradient norm", grad_norm)):
+                if not math.isfinite(value):
+                    raise stop(what, value, step, run_dir, args)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+            tokens = sum(batch.tokens for batch in batches)
+            padding = sum(batch.padding_tokens for batch in batches)
+            seconds = time.perf_counter() - began
+            tokens_seen, step_seconds = tokens_seen + tokens, step_seconds + seconds
+            metrics.append({"step": step, "epoch": round(epoch, 4), "loss": loss, "lr": lr, "grad_norm": grad_norm,
+                            "tokens_per_s": tokens / seconds, "padding_share": padding / (tokens + padding),
+                            "peak_memory_mib": peak_memory_mib(args.device)})
+            append_jsonl(metrics_path, metrics[-1])
+            progress.update(step, f"loss {loss:.4f} | {tokens / seconds:.0f} tok/s")
+
+            if step % args.eval_every == 0 or step == last_step:
+                val_loss = evaluate(model, val_examples, args.batch_size, tokenizer.pad_id, args.device)
+                if not math.isfinite(val_loss):
+                    raise stop("the val loss", val_loss, step, run_dir, args)
+                if state["best"] is None or val_loss < state["best"]["val_loss"]:
+                    state["best"] = {"step": step, "val_loss": val_loss}
+                metrics.append({"step": step, "epoch": round(epoch, 4), "val_loss": val_loss})
+                append_jsonl(metrics_path, metrics[-1])
+                save_checkpoint(run_dir, step, model, optimizer, {"epoch": epoch, "best": state["best"]},
+                                base_model=args.model)
+                prune_checkpoints(run_dir, keep={step, state["best"]["step"]})
+                write_loss_chart(run_dir, metrics)
+                progress.print(f"step {step}: val loss {val_loss:.4f} (best {state['best']['val_loss']:.4f} "
+                               f"at step {state['best']['step']})")
+    except KeyboardInterrupt:
+        checkpoint = latest_checkpoint(run_dir)
+        raise PhysloraError(f"interrupted at step {step}; " + (
+            f"continue from {checkpoint} with: python train.py --resume {run_dir}" if checkpoint else
+            f"no checkpoint yet (one every --eval-every {args.eval_every} steps): start again with --overwrite")
+        ) from None
+    finally:
+        progress.close()
+
+    # ---- 5. finish ----------------------------------------------------------------------------
+    save_adapter(model, run_dir, base_model=args.model)
+    best = state["best"]
+    print(f"done: step {last_step}/{total_steps} (epoch {windows[last_step - 1][0]:.2f}) in "
+          f"{format_duration(time.perf_counter() - started)} | train loss {loss:.4f} | val loss {val_loss:.4f} "
+          f"(best {best['val_loss']:.4f} at step {best['step']}, checkpoints/step-{best['step']}) | "
+          f"{tokens_seen / step_seconds:.0f} tok/s | padding {plan_padding:.1%} | peak memory "
+          f"{peak_memory_mib(args.device) / 1024:.2f} GiB | adapter in {run_dir}")
+    if args.push_to_hub:
+        print(f"pushed the adapter to {push_to_hub(run_dir, args.push_to_hub)}")
+
+
+if __name__ == "__main__":
+    with user_errors_are_one_line():
+        main(sys.argv[1:])
