@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -91,7 +90,13 @@ def worker(stack: str, folder: str, dtype_name: str, reps: int) -> dict:
         seconds.append(time.perf_counter() - start)
         assert produced == NEW_TOKENS, produced
     return {"median_s": statistics.median(seconds), "tokens_per_s": NEW_TOKENS / statistics.median(seconds),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def peak_rss_mb() -> float:
+    """This process's high-water RSS. Not getrusage: Linux carries ru_maxrss over exec from the parent."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
 
 
 def main():
