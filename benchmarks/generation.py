@@ -19,11 +19,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.shapes import QWEN25_05B  # noqa: E402
+from benchmarks.timing import peak_rss_gib  # noqa: E402
+
 PROMPT_TOKENS, NEW_TOKENS = 64, 128
-QWEN25_05B = dict(model_type="qwen2", vocab_size=151936, hidden_size=896, intermediate_size=4864,
-                  num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
-                  max_position_embeddings=32768, rope_theta=1000000.0, rms_norm_eps=1e-6,
-                  tie_word_embeddings=True, architectures=["Qwen2ForCausalLM"], torch_dtype="float32")
 
 
 def prepare_folders(workdir: str, names):
@@ -48,8 +47,7 @@ def prepare_folders(workdir: str, names):
                 shapes = {k: v.shape for k, v in Transformer(config).state_dict().items()}
             weights = {k: torch.randn(s) * 0.02 for k, s in shapes.items() if k != "lm_head.weight"}
             model = build_model(config, weights, torch.float32, "cpu", source=name)
-            _, tokenizer = load_model("smollm2-135m-instruct")  # any tokenizer: prompts are random ids
-            export_hf_folder(model, tokenizer, folder)
+            export_hf_folder(model, None, folder)  # prompts are random ids: no tokenizer needed
         else:
             raise SystemExit(f"unknown model {name}")
         folders[name] = folder
@@ -90,13 +88,7 @@ def worker(stack: str, folder: str, dtype_name: str, reps: int) -> dict:
         seconds.append(time.perf_counter() - start)
         assert produced == NEW_TOKENS, produced
     return {"median_s": statistics.median(seconds), "tokens_per_s": NEW_TOKENS / statistics.median(seconds),
-            "peak_rss_mb": peak_rss_mb()}
-
-
-def peak_rss_mb() -> float:
-    """This process's high-water RSS. Not getrusage: Linux carries ru_maxrss over exec from the parent."""
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+            "peak_rss_mb": peak_rss_gib() * 1024}
 
 
 def main():

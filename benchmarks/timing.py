@@ -78,3 +78,20 @@ def save_results(device, suite, variant, payload):
 def format_row(cells, widths):
     return "  ".join(str(cell).rjust(width) if i else str(cell).ljust(width)
                      for i, (cell, width) in enumerate(zip(cells, widths)))
+
+
+def reset_peak_rss():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM, the peak resident set size
+    except OSError:
+        pass  # not Linux: the peak is then the process's lifetime peak
+
+
+def peak_rss_gib():
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 2**20
+    except (OSError, StopIteration):
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20

@@ -20,12 +20,10 @@ import time
 
 import torch
 
-from benchmarks.timing import environment, format_row, save_results
+from benchmarks.shapes import QWEN25_05B
+from benchmarks.timing import environment, format_row, peak_rss_gib, reset_peak_rss, save_results
 from common.errors import PhysloraError
 
-QWEN25_05B = dict(model_type="qwen2", vocab_size=151936, hidden_size=896, intermediate_size=4864,
-                  num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2, tie_word_embeddings=True,
-                  max_position_embeddings=32768, rope_theta=1000000.0, rms_norm_eps=1e-6)
 COLUMNS = ("dtype", "method", "tokens/s", "step s", "peak GiB", "vs peft")
 WIDTHS = (5, 11, 9, 7, 8, 22)
 
@@ -53,27 +51,7 @@ def write_random_model(folder, layers):
             if "norm" not in name:
                 param.normal_(0, 0.02)
 
-    class NoTokenizer:  # the benchmark feeds token ids
-        def save(self, folder):
-            pass
-    export_hf_folder(model, NoTokenizer(), folder)
-
-
-def reset_peak_rss():
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # resets VmHWM, the peak resident set size
-    except OSError:
-        pass  # not Linux: the peak is then the process's lifetime peak
-
-
-def peak_rss_gib():
-    try:
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 2**20
-    except (OSError, StopIteration):
-        import resource
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    export_hf_folder(model, None, folder)  # the benchmark feeds token ids
 
 
 def physlora_step(folder, dtype, batch, lora, checkpointing=False):

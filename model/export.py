@@ -16,6 +16,7 @@ DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float
 
 
 def export_hf_folder(model, tokenizer, folder: str) -> str:
+    """tokenizer may be None (random-weight benchmarks and tests feed token ids)."""
     if os.path.exists(folder) and (not os.path.isdir(folder) or os.listdir(folder)):
         raise PhysloraError(f"{folder}: already exists and is not empty; choose a new output folder")
     partial = folder.rstrip("/") + ".partial"
@@ -28,7 +29,8 @@ def export_hf_folder(model, tokenizer, folder: str) -> str:
     with open(os.path.join(partial, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
     save_file(weights, os.path.join(partial, "model.safetensors"), metadata={"format": "pt"})
-    tokenizer.save(partial)
+    if tokenizer is not None:
+        tokenizer.save(partial)
     if os.path.isdir(folder):
         os.rmdir(folder)  # empty, checked above
     os.replace(partial, folder)

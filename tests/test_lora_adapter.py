@@ -8,14 +8,13 @@ import torch
 import transformers
 
 from common.errors import PhysloraError
+from benchmarks.shapes import QWEN25_05B
 from lora.adapter import (LoRASettings, inject, load_adapter, lora_layers, merge_into_base, parameter_counts,
                           save_adapter)
 from model.config import ModelConfig
 from model.transformer import Transformer
 from tiny_models import TINY, make_pair
 
-QWEN25_05B = dict(model_type="qwen2", vocab_size=151936, hidden_size=896, intermediate_size=4864,
-                  num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2, tie_word_embeddings=True)
 
 
 def randomize_lora(model, seed=0):
@@ -101,11 +100,7 @@ def test_merged_export_loads_in_transformers_with_matching_logits(tmp_path):
         adapted = ours(ids)
     merge_into_base(ours)
     assert not lora_layers(ours)
-
-    class NoTokenizer:
-        def save(self, folder):
-            pass
-    export_hf_folder(ours, NoTokenizer(), str(tmp_path / "merged"))
+    export_hf_folder(ours, None, str(tmp_path / "merged"))
     hf = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path / "merged"), dtype=torch.float32).eval()
     with torch.no_grad():
         assert (hf(ids).logits - adapted).abs().max().item() <= 1e-4
