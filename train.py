@@ -31,7 +31,7 @@ import torch
 from common.cli import DTYPES, add_model_arguments
 from common.errors import PhysloraError, user_errors_are_one_line
 from common.progress import Progress, format_duration
-from common.runs import new_run_dir, prepare_run_dir, push_to_hub
+from common.runs import new_run_dir, prepare_run_dir, push_to_hub, resumed_settings
 from common.svg import write_line_chart
 from data.batching import (check_not_empty, collate, encode_records, evaluation_batches, padding_share,
                            training_windows)
@@ -103,22 +103,7 @@ def parse_settings(argv) -> argparse.Namespace:
     if args.resume:
         if args.overwrite:
             raise PhysloraError("--resume with --overwrite: choose one (continue the run, or replace it)")
-        if args.out and os.path.abspath(args.out) != os.path.abspath(args.resume):
-            raise PhysloraError(f"--resume {args.resume} with --out {args.out}: a resumed run writes into its own "
-                                "folder; drop --out")
-        path = os.path.join(args.resume, "config.json")
-        if not os.path.isfile(path):
-            raise PhysloraError(f"--resume {args.resume}: no config.json there; pass a run folder written by train.py")
-        with open(path) as f:
-            saved = json.load(f)["settings"]
-        changed = [name for name, value in vars(args).items() if name not in PER_INVOCATION
-                   and value != parser.get_default(name) and value != saved.get(name)]
-        if changed:
-            flags = ", ".join("--" + name.replace("_", "-") for name in changed)
-            raise PhysloraError(f"--resume {args.resume}: the run's settings come from {path}; drop {flags} "
-                                "(only --max-steps and --push-to-hub may change)")
-        args = argparse.Namespace(**{**saved, **{name: getattr(args, name) for name in PER_INVOCATION}})
-        args.out = args.resume
+        args = resumed_settings(parser, args, PER_INVOCATION, "train.py")
     check_settings(args)
     return args
 

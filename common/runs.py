@@ -5,7 +5,9 @@ the adapter (adapter_config.json + adapter_model.safetensors). Writing into a fo
 holds something is refused unless the run continues it (--resume) or replaces it (--overwrite):
 a five-step dry run must never silently replace a finished training run.
 """
+import argparse
 import datetime
+import json
 import os
 import shutil
 
@@ -42,6 +44,31 @@ def prepare_run_dir(out: str, overwrite: bool) -> None:
         if name in RUN_FILES:
             shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
     os.makedirs(out, exist_ok=True)
+
+
+def resumed_settings(parser: argparse.ArgumentParser, args: argparse.Namespace, per_invocation: tuple,
+                     command: str) -> argparse.Namespace:
+    """The settings saved in RUN/config.json for `--resume RUN`, with this invocation's `per_invocation` flags.
+
+    A flag given on the command line that differs from the saved setting is refused: a resumed run
+    must produce what the uninterrupted run would have.
+    """
+    if args.out and os.path.abspath(args.out) != os.path.abspath(args.resume):
+        raise PhysloraError(f"--resume {args.resume} with --out {args.out}: a resumed run writes into its own "
+                            "folder; drop --out")
+    path = os.path.join(args.resume, "config.json")
+    if not os.path.isfile(path):
+        raise PhysloraError(f"--resume {args.resume}: no config.json there; pass a folder written by {command}")
+    with open(path) as f:
+        saved = json.load(f)["settings"]
+    changed = [name for name, value in vars(args).items() if name not in per_invocation
+               and value != parser.get_default(name) and value != saved.get(name)]
+    if changed:
+        flags = ", ".join("--" + name.replace("_", "-") for name in changed)
+        raise PhysloraError(f"--resume {args.resume}: the run's settings come from {path}; drop {flags}")
+    resumed = argparse.Namespace(**{**saved, **{name: getattr(args, name) for name in per_invocation}})
+    resumed.out = args.resume
+    return resumed
 
 
 def push_to_hub(run_dir: str, repo_id: str) -> str:

@@ -65,10 +65,15 @@ class Batch:
     padding_tokens: int
 
 
+def chat_prompt_text(tokenizer, prompt: str) -> str:
+    """The prompt as the user turn of the model's chat template, through the assistant header."""
+    return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True)
+
+
 def prompt_and_target_ids(tokenizer, prompt: str, target: str) -> tuple:
     """Token ids of the templated prompt (through the assistant header) and of the assistant turn."""
     user = [{"role": "user", "content": prompt}]
-    prompt_text = tokenizer.apply_chat_template(user, add_generation_prompt=True)
+    prompt_text = chat_prompt_text(tokenizer, prompt)
     conversation = tokenizer.apply_chat_template(user + [{"role": "assistant", "content": target}])
     end = END_OF_TURN[tokenizer.chat_format]
     turn = conversation[len(prompt_text):]

@@ -6,41 +6,12 @@ with the physics; then its REASONING line replaces ours. Anything else is reject
 (`contradicted`: wrong label; `unparsable`: not in the answer format) and the record keeps the
 reasoning computed from physics. The label therefore always comes from physics.
 """
-import json
 import os
-import urllib.error
-import urllib.request
 
-from common.errors import PhysloraError
+from common.chat_api import chat
 
 SYSTEM = ("You are a physics teacher. Answer exactly in three lines: YES or NO (will it fail?), "
           "FAILURE_MODE: <mode or none>, REASONING: <one sentence citing the governing inequality with the numbers>.")
-
-
-def chat_url(url: str) -> str:
-    url = url.rstrip("/")
-    return url if url.endswith("/chat/completions") else url + "/chat/completions"
-
-
-def ask(url: str, model: str, api_key: str, prompt: str, timeout: float) -> str:
-    """One chat completion; HTTP and network failures become one-line user errors."""
-    body = json.dumps({"model": model, "temperature": 0,
-                       "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]})
-    headers = {"Content-Type": "application/json"}
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    request = urllib.request.Request(chat_url(url), data=body.encode(), headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            reply = json.loads(response.read().decode("utf-8"))
-        return reply["choices"][0]["message"]["content"]
-    except urllib.error.HTTPError as err:
-        raise PhysloraError(f"--teacher-url {url}: HTTP {err.code} {err.reason}; check the URL, "
-                            f"--teacher-model and the API key variable") from None
-    except (urllib.error.URLError, TimeoutError, OSError) as err:
-        raise PhysloraError(f"--teacher-url {url}: cannot reach the teacher ({err}); is the server running?") from None
-    except (ValueError, KeyError, IndexError, TypeError):
-        raise PhysloraError(f"--teacher-url {url}: the reply is not an OpenAI-style chat completion") from None
 
 
 def parse_answer(text: str):
@@ -62,7 +33,7 @@ def apply_teacher(records: list, url: str, model: str, key_env: str, timeout: fl
     stats = {"asked": 0, "accepted": 0, "contradicted": 0, "unparsable": 0}
     for record in records:
         stats["asked"] += 1
-        parsed = parse_answer(ask(url, model, api_key, record["prompt"], timeout))
+        parsed = parse_answer(chat(url, model, api_key, SYSTEM, record["prompt"], timeout, "--teacher-url"))
         if parsed is None:
             stats["unparsable"] += 1
             continue

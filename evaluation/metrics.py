@@ -100,18 +100,21 @@ def score_numeric(record: dict, output: str) -> dict:
 def score_mcq(record: dict, output: str) -> dict:
     answer = _answer_dict(record)
     true_letter = _required(record, answer, "choice")
-    options = answer.get("options")
-    if isinstance(options, dict):
-        letters = "".join(sorted(options))
-    elif isinstance(options, list):
-        letters = string.ascii_uppercase[: len(options)]
-    else:
-        letters = "ABCD"
+    letters = option_letters(answer)
     if not isinstance(true_letter, str) or len(true_letter) != 1 or true_letter not in letters:
         raise PhysloraError(f"{_where(record)}answer.choice: {true_letter!r} is not one of the "
                             f"options {letters}; fix the record")
     predicted = extract_choice(output, letters)
     return {"correct": predicted == true_letter, "pred_letter": predicted, "true_letter": true_letter}
+
+
+def option_letters(answer: dict) -> str:
+    options = answer.get("options")
+    if isinstance(options, dict):
+        return "".join(sorted(options))
+    if isinstance(options, list):
+        return string.ascii_uppercase[: len(options)]
+    return "ABCD"
 
 
 def score_code(record: dict, output: str, timeout_s: float) -> dict:

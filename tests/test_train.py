@@ -12,27 +12,11 @@ from safetensors.torch import load_file
 import train
 from common.errors import PhysloraError
 from lora.adapter import load_adapter
-from model.config import ModelConfig
-from model.export import export_hf_folder
 from model.loading import load_model
-from model.tokenizer import Tokenizer
-from model.transformer import Transformer
-from tokenizer_folders import chatml_folder, official_template
+from tiny_models import write_tiny_model
 
 ALL_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
 FAILURE_MODES = ["tipping", "slipping", "crushing", "sloshing", "collision", "dropping", "rolling_away", "none"]
-
-
-def write_tiny_model(folder) -> str:
-    """A 2-layer Llama with SmolLM2's chat template and a byte-level vocabulary, as an HF folder."""
-    tokenizer = Tokenizer.from_folder(chatml_folder(str(folder) + "-tokenizer", official_template("smollm2-instruct")))
-    config = ModelConfig.from_hf(dict(model_type="llama", vocab_size=tokenizer.vocab_size, hidden_size=64,
-                                      intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                                      num_key_value_heads=2, tie_word_embeddings=True, max_position_embeddings=1024))
-    torch.manual_seed(0)
-    model = Transformer(config)
-    torch.nn.init.normal_(model.model.embed_tokens.weight, std=0.5)  # logits with some spread, as a trained model's
-    return export_hf_folder(model, tokenizer, str(folder))
 
 
 def physics_record(split, i):

@@ -3,7 +3,11 @@ import torch
 import transformers
 
 from model.config import ModelConfig
+from model.export import export_hf_folder
+from model.tokenizer import Tokenizer
+from model.transformer import Transformer
 from model.weights import build_model
+from tokenizer_folders import chatml_folder, official_template
 
 TINY = dict(vocab_size=211, hidden_size=64, intermediate_size=112, num_hidden_layers=3,
             num_attention_heads=4, max_position_embeddings=512, rms_norm_eps=1e-6)
@@ -34,3 +38,15 @@ def make_pair(name, seed=0):
     config = ModelConfig.from_hf(hf_config.to_dict())
     ours = build_model(config, dict(hf_model.state_dict()), torch.float32, "cpu", source=name)
     return hf_model, ours
+
+
+def write_tiny_model(folder) -> str:
+    """A 2-layer Llama with SmolLM2's chat template and a byte-level vocabulary, as an HF folder."""
+    tokenizer = Tokenizer.from_folder(chatml_folder(str(folder) + "-tokenizer", official_template("smollm2-instruct")))
+    config = ModelConfig.from_hf(dict(model_type="llama", vocab_size=tokenizer.vocab_size, hidden_size=64,
+                                      intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                                      num_key_value_heads=2, tie_word_embeddings=True, max_position_embeddings=1024))
+    torch.manual_seed(0)
+    model = Transformer(config)
+    torch.nn.init.normal_(model.model.embed_tokens.weight, std=0.5)  # logits with some spread, as a trained model's
+    return export_hf_folder(model, tokenizer, str(folder))

@@ -1,0 +1,101 @@
+"""Answer every record with a model: batched, chat-templated, resumable.
+
+Each record's prompt goes into the model's chat template exactly as in training (the user turn,
+then the assistant header); the model continues until its end-of-turn token or the task's token
+budget, and only the new tokens are decoded. Records are batched by prompt length (least
+padding) in a fixed order, so a batch is the same batch in every run of the same settings; with
+sampling, each batch draws from its own seed (settings.seed + batch number), so an interrupted
+run that redoes the unfinished batches produces exactly the text an uninterrupted one would.
+
+Finished batches are appended to a JSONL file, one line per record:
+    {"id": ..., "outputs": [text, ...], "hit_limit": [bool, ...]}
+`hit_limit` marks outputs cut off by the token budget (reported: truncated answers were a
+problem in one reference notebook).
+"""
+import json
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+from common.progress import Progress
+from data.batching import chat_prompt_text
+from model.sampler import SamplingParams, generate
+
+# Token budgets per task: about twice the longest training target, so a model that answers in the
+# trained format is never cut off, and one that rambles is stopped reasonably soon.
+MAX_NEW_TOKENS = {"physics_scenario": 160, "physics_numeric": 384, "physics_mcq": 384, "puzzle_arithmetic": 384,
+                  "puzzle_rpn": 384, "puzzle_brackets": 384, "instruction": 512}
+
+
+@dataclass
+class GenerationSettings:
+    batch_size: int = 16
+    max_new_tokens: Optional[int] = None  # None: MAX_NEW_TOKENS of each record's task
+    samples: int = 1                      # outputs per record (pass@k needs several)
+    temperature: float = 0.0              # 0 = greedy
+    top_p: float = 1.0
+    seed: int = 0
+
+    def budget(self, task: str) -> int:
+        return self.max_new_tokens or MAX_NEW_TOKENS.get(task, 512)
+
+
+def prompt_ids(tokenizer, record: dict) -> list:
+    """The record's prompt in the chat template, through the assistant header (as train.py sees it)."""
+    return tokenizer.encode(chat_prompt_text(tokenizer, record["prompt"]))
+
+
+def plan_batches(records: list, tokenizer, batch_size: int) -> list:
+    """Lists of record indices: same task (same budget) and similar prompt lengths, in a fixed order."""
+    keyed = sorted(range(len(records)), key=lambda i: (records[i]["task"], -len(prompt_ids(tokenizer, records[i])), i))
+    batches, current = [], []
+    for i in keyed:
+        if current and (len(current) == batch_size or records[current[0]]["task"] != records[i]["task"]):
+            batches.append(current)
+            current = []
+        current.append(i)
+    return batches + ([current] if current else [])
+
+
+def read_finished(path: str) -> dict:
+    """id -> line of a (possibly interrupted) outputs file; a half-written last line is ignored."""
+    finished = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    break  # the run stopped while writing this line; its batch runs again
+                finished[entry["id"]] = entry
+    return finished
+
+
+def answer_records(model, tokenizer, records: list, settings: GenerationSettings, path: str) -> dict:
+    """Generate for every record not yet in `path`, appending each finished batch; returns id -> entry."""
+    finished = read_finished(path)
+    batches = plan_batches(records, tokenizer, settings.batch_size)
+    pending = [number for number, batch in enumerate(batches) if any(records[i]["id"] not in finished for i in batch)]
+    progress = Progress(len(batches), start=len(batches) - len(pending))
+    with open(path, "a", encoding="utf-8") as out:
+        for done, number in enumerate(pending, start=len(batches) - len(pending) + 1):
+            batch = batches[number]
+            budget = settings.budget(records[batch[0]]["task"])
+            prompts = [prompt_ids(tokenizer, records[i]) for i in batch]
+            samples = []
+            for sample in range(settings.samples):
+                params = SamplingParams(budget, settings.temperature, 0, settings.top_p,
+                                        seed=settings.seed + number + sample * len(batches))
+                samples.append(generate(model, prompts, params, tokenizer.stop_ids, tokenizer.pad_id))
+            lines = []
+            for row, i in enumerate(batch):
+                ids = [sample[row] for sample in samples]
+                entry = {"id": records[i]["id"], "outputs": [tokenizer.decode(x) for x in ids],
+                         "hit_limit": [len(x) >= budget for x in ids]}
+                finished[entry["id"]] = entry
+                lines.append(json.dumps(entry) + "\n")
+            out.writelines(lines)
+            out.flush()
+            progress.update(done, f"batch of {len(batch)} {records[batch[0]]['task']}")
+    progress.close()
+    return finished

@@ -1,0 +1,91 @@
+"""report.md: the side-by-side tables of an evaluation, in the style of the reference results.
+
+    | metric (test_unseen, physics_scenario) | base | lora | McNemar p |
+    | failure-mode accuracy (failing cases)  | 10.5% [2.9, 31.4] (2/19) | 78.9% [56.7, 91.5] (15/19) | 0.0005 |
+
+Every rate carries its Wilson 95% interval and counts; p compares each system with the first
+on the same examples (exact McNemar).
+"""
+from evaluation.parsing import FAILURE_MODES
+from evaluation.metrics import UNPARSED
+from evaluation.stats import format_rate
+
+SCENARIO_ROWS = (("mode_accuracy_on_failing", "failure-mode accuracy (failing cases)"),
+                 ("binary_accuracy", "binary accuracy (fails or not)"),
+                 ("accuracy", "accuracy (all eight classes)"),
+                 ("format_compliance", "format compliance"))
+
+
+def _rate(entry: dict) -> str:
+    return format_rate(entry["k"], entry["n"])
+
+
+def _p_value(comparison: dict) -> str:
+    return f"{comparison['p_value']:.2g}" if comparison else ""  # no test for this row
+
+
+def metric_table(split: str, task: str, systems: list, metrics: dict, comparisons: dict) -> list:
+    """Markdown lines of one split × task table: a row per metric, a column per system."""
+    first = metrics[systems[0]][split][task]
+    paired = [comparisons.get(name, {}).get(split, {}).get(task, {}) for name in systems[1:]]
+    header = [f"{split} · {task}", *systems, *(f"McNemar p ({systems[0]} vs {name})" for name in systems[1:])]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+
+    def row(label, values, p_values=None):
+        lines.append("| " + " | ".join([label, *values, *(p_values or [""] * len(paired))]) + " |")
+
+    if task == "physics_scenario":
+        for key, label in SCENARIO_ROWS:
+            row(label, [_rate(metrics[s][split][task][key]) for s in systems],
+                [_p_value(c.get(key)) for c in paired])
+        for mode in first["per_mode_accuracy"]:
+            row(f"· {mode}", [_rate(metrics[s][split][task]["per_mode_accuracy"][mode]) for s in systems])
+    else:
+        row("accuracy", [_rate(metrics[s][split][task]["accuracy"]) for s in systems],
+            [_p_value(c.get("accuracy")) for c in paired])
+        if "rouge_l" in first:
+            row("ROUGE-L F1", [f"{metrics[s][split][task]['rouge_l']:.3f}" for s in systems])
+        if "tests_passed" in first:
+            row("test cases passed", [_rate(metrics[s][split][task]["tests_passed"]) for s in systems])
+        for k in first.get("pass_at", {}):
+            row(f"pass@{k}", [f"{metrics[s][split][task]['pass_at'][k]:.1%}" for s in systems])
+        if "judge" in first:
+            row("judge score (1-10)", [_judge(metrics[s][split][task]["judge"]) for s in systems])
+    row("outputs cut off at the token budget", [str(metrics[s][split][task]["hit_limit"]) for s in systems])
+    return lines
+
+
+def _judge(entry: dict) -> str:
+    return f"{entry['mean']:.2f} (n={entry['n']})" if entry["mean"] is not None else "no scores"
+
+
+def confusion_table(confusion: dict) -> list:
+    """Rows: the true class; columns: the predicted class (unparsed = no valid answer)."""
+    columns = list(FAILURE_MODES) + [UNPARSED]
+    lines = ["| true \\ predicted | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
+    for true in FAILURE_MODES:
+        lines.append(f"| {true} | " + " | ".join(str(confusion[true][pred]) for pred in columns) + " |")
+    return lines
+
+
+def render(title: str, systems: dict, metrics: dict, comparisons: dict, samples: list, settings_lines: list) -> str:
+    """The whole report.md: identities, one table per split × task, confusion matrices, samples."""
+    names = list(systems)
+    lines = [f"# {title}", "", "| system | model | adapter |", "|---|---|---|"]
+    lines += [f"| {name} | {s['model']} | {s['adapter'] or '—'} |" for name, s in systems.items()]
+    for split in metrics[names[0]]:
+        for task in metrics[names[0]][split]:
+            lines += ["", *metric_table(split, task, names, metrics, comparisons)]
+            if task == "physics_scenario":
+                for name in names:
+                    lines += ["", f"Confusion matrix, {name}, {split} (rows: truth, columns: prediction):", "",
+                              *confusion_table(metrics[name][split][task]["confusion"])]
+    if samples:
+        lines += ["", "## Sample answers", ""]
+        for sample in samples:
+            lines += [f"**{sample['id']}** ({sample['split']}, {sample['task']}): {sample['prompt']}", "",
+                      f"*reference:* {sample['target']}", ""]
+            lines += [f"*{name}* ({'right' if sample[name]['correct'] else 'wrong'}): {sample[name]['output']}"
+                      for name in names] + [""]
+    lines += ["## Settings", "", *settings_lines, ""]
+    return "\n".join(lines)
