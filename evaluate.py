@@ -119,13 +119,13 @@ def systems_to_run(args) -> dict:
     return systems
 
 
-def answer_with(args, name: str, model_name: str, adapter, records: list, out: str, log: Log) -> dict:
-    """id -> outputs entry of one system, generated (or read back, when resuming) into outputs-<name>.jsonl."""
+def answer_with(args, name: str, model_name: str, adapter, records: list, out: str, log: Log) -> tuple:
+    """(id -> outputs entry, seconds) of one system, generated (or read back when resuming) into outputs-<name>.jsonl."""
     path = os.path.join(out, f"outputs-{name}.jsonl")
     finished = read_finished(path)
     if len(finished) == len(records):
         log(f"{name}: all {len(records)} answers already in {path}")
-        return finished
+        return finished, 0.0
     load_args = argparse.Namespace(model=model_name, adapter=adapter, dtype=args.dtype, device=args.device)
     model, tokenizer = load_model_from_args(load_args)
     started = time.perf_counter()
@@ -140,13 +140,15 @@ def answer_with(args, name: str, model_name: str, adapter, records: list, out: s
                                     "hit_limit": [False]}) + "\n")
     generated = [r for r in records if not (by_loglik and r["task"] == "physics_mcq")]
     entries = answer_records(model, tokenizer, generated, settings, path)
-    log(f"{name}: done in {format_duration(time.perf_counter() - started)}")
+    seconds = time.perf_counter() - started
+    log(f"{name}: done in {format_duration(seconds)}")
     del model
     gc.collect()
-    return entries
+    return entries, seconds
 
 
-def main(argv=None):
+def main(argv=None) -> dict:
+    """Runs the evaluation; returns {"out", "metrics", "comparisons", "systems", "seconds" per system}."""
     args = parse_settings(argv)
     out = args.out or new_run_dir("results")
     if not args.resume:
@@ -159,9 +161,9 @@ def main(argv=None):
     splits = sorted({r["split"] for r in records})
     log(f"data: {len(records)} records from {args.data} ({', '.join(splits)}); output in {out}")
 
-    systems, scores, identities = systems_to_run(args), {}, {}
+    systems, scores, identities, seconds = systems_to_run(args), {}, {}, {}
     for name, (model_name, adapter) in systems.items():
-        entries = answer_with(args, name, model_name, adapter, records, out, log)
+        entries, seconds[name] = answer_with(args, name, model_name, adapter, records, out, log)
         judged = None
         if args.judge_url:
             judged = judge_outputs(records, entries, {"url": args.judge_url, "model": args.judge_model,
@@ -201,6 +203,8 @@ def main(argv=None):
     headline = "; ".join(f"{name} {_headline(metrics[name])}" for name in names)
     log(f"\nevaluated {len(records)} records × {len(names)} system(s) in "
         f"{format_duration(time.perf_counter() - started)} | {headline} | report: {os.path.join(out, 'report.md')}")
+    return {"out": out, "metrics": metrics, "comparisons": comparisons, "systems": identities, "seconds": seconds,
+            "samples": shown}
 
 
 def _headline(metrics: dict) -> str:

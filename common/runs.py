@@ -20,9 +20,9 @@ RUN_FILES = ("config.json", "metrics.jsonl", "loss.svg", "adapter_config.json", 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 
-def new_run_dir(root: str = RUNS_ROOT) -> str:
-    """runs/<YYYYmmdd-HHMMSS>, with -2, -3, … if that second is taken."""
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+def new_run_dir(root: str = RUNS_ROOT, prefix: str = "") -> str:
+    """runs/<prefix><YYYYmmdd-HHMMSS>, with -2, -3, … if that second is taken."""
+    stamp = prefix + datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     path, n = os.path.join(root, stamp), 1
     while os.path.exists(path):
         n += 1

@@ -68,10 +68,11 @@ def confusion_table(confusion: dict) -> list:
     return lines
 
 
-def render(title: str, systems: dict, metrics: dict, comparisons: dict, samples: list, settings_lines: list) -> str:
-    """The whole report.md: identities, one table per split × task, confusion matrices, samples."""
+def render(title: str, systems: dict, metrics: dict, comparisons: dict, samples: list, settings_lines: list,
+           preamble: tuple = ()) -> str:
+    """The whole report.md: preamble lines, identities, a table per split × task, confusion matrices, samples."""
     names = list(systems)
-    lines = [f"# {title}", "", "| system | model | adapter |", "|---|---|---|"]
+    lines = [f"# {title}", "", *preamble, "| system | model | adapter |", "|---|---|---|"]
     lines += [f"| {name} | {s['model']} | {s['adapter'] or '—'} |" for name, s in systems.items()]
     for split in metrics[names[0]]:
         for task in metrics[names[0]][split]:

@@ -1,0 +1,187 @@
+"""The physics-transfer experiment in one command: data → LoRA training → base vs LoRA evaluation → report.
+
+    python experiment.py                      # the default: SmolLM2-135M-Instruct, r=8, alpha=32, q_proj,v_proj
+    python experiment.py --seed 1             # another seed: new data, new initialisation, new sample order
+    python experiment.py --quick              # the whole chain on tiny sizes, in a few minutes
+    python experiment.py --resume runs/experiment-20261130-041500   # continue an interrupted experiment
+    python experiment.py --model qwen2.5-0.5b-instruct --baseline-model qwen2.5-1.5b-instruct --device cuda
+                                              # the reference set-up: a 1.5B baseline against a 0.5B student
+
+Stages, each in its own folder of runs/experiment-<timestamp>/ and each resumable:
+  data/   generate_data.py physics (labels from physics; test_unseen = families never trained on)
+  train/  train.py with the LoRA settings below (its loss.svg is the loss curve)
+  eval/   evaluate.py on test_seen and test_unseen: the baseline and the adapted model on the same records
+and report.md: the side-by-side tables with 95% intervals and McNemar p, confusion matrices, the loss
+curve, sample answers, the wall time of each stage and every setting. The last line names the report.
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+
+import evaluate
+import generate_data
+import train
+from common.cli import add_model_arguments
+from common.errors import user_errors_are_one_line
+from common.progress import format_duration
+from common.runs import new_run_dir, prepare_run_dir, resumed_settings
+from evaluation.report import render
+from lora.checkpoint import latest_checkpoint
+
+PER_INVOCATION = ("out", "resume")
+QUICK = {"train": 48, "val": 16, "test_seen": 8, "test_unseen": 16, "batch_size": 4, "grad_accum": 2, "eval_every": 3,
+         "max_new_tokens": 48}
+REFERENCE = ["Reference result (Qwen2.5-0.5B + LoRA vs a Qwen2.5-1.5B baseline, 34 held-out scenarios, one run): "
+             "failure-mode accuracy 10.5% (2/19) → 78.9% (15/19); binary accuracy 47.1% (16/34) → 55.9% (19/34).", ""]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_arguments(parser, adapter=False)
+    parser.set_defaults(dtype="bf16")
+    parser.add_argument("--baseline-model", default=None, metavar="MODEL",
+                        help="compare against this model without adapter (e.g. a larger one); default: --model")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data, the training and the evaluation; "
+                                                            "default: %(default)s")
+    data = parser.add_argument_group("data (generate_data.py physics)")
+    data.add_argument("--train", type=int, default=1400, help="training scenarios; default: %(default)s")
+    data.add_argument("--val", type=int, default=280, help="validation scenarios; default: %(default)s")
+    data.add_argument("--test-seen", type=int, default=420,
+                      help="new scenarios of training families; default: %(default)s")
+    data.add_argument("--test-unseen", type=int, default=420,
+                      help="scenarios of families never trained on; default: %(default)s")
+    data.add_argument("--difficulty", type=float, default=0.2, help="0-1, closer to thresholds; default: %(default)s")
+    lora = parser.add_argument_group("training (train.py)")
+    lora.add_argument("--rank", type=int, default=8, help="default: %(default)s")
+    lora.add_argument("--alpha", type=float, default=32.0, help="default: %(default)s")
+    lora.add_argument("--targets", default="q_proj,v_proj", help="default: %(default)s")
+    lora.add_argument("--epochs", type=int, default=1, help="default: %(default)s")
+    lora.add_argument("--lr", type=float, default=1e-3, help="peak learning rate; default: %(default)s")
+    lora.add_argument("--batch-size", type=int, default=8, help="rows per micro-batch; default: %(default)s")
+    lora.add_argument("--grad-accum", type=int, default=2, help="micro-batches per step; default: %(default)s")
+    lora.add_argument("--max-steps", type=int, default=None, help="stop training after this step; default: all")
+    lora.add_argument("--eval-every", type=int, default=25, help="steps between val losses; default: %(default)s")
+    evaluation = parser.add_argument_group("evaluation (evaluate.py)")
+    evaluation.add_argument("--eval-batch-size", type=int, default=32, help="default: %(default)s")
+    evaluation.add_argument("--max-new-tokens", type=int, default=None,
+                            help="token budget of each answer; default: evaluate.py's (160 for scenarios)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sizes (48 training scenarios, 6 steps of 4 × 2, 24 test scenarios): checks the whole "
+                             "chain in a few minutes; its numbers mean nothing")
+    parser.add_argument("--out", default=None, help="experiment folder; default: runs/experiment-<timestamp>")
+    parser.add_argument("--resume", default=None, metavar="DIR",
+                        help="continue an interrupted experiment: finished stages are kept, the others continue")
+    return parser
+
+
+def parse_settings(argv) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.resume:
+        args = resumed_settings(parser, args, PER_INVOCATION, "experiment.py")
+    elif args.quick:
+        for name, value in QUICK.items():
+            if getattr(args, name) == parser.get_default(name):
+                setattr(args, name, value)
+    return args
+
+
+def run_stage(name: str, done: bool, action, timings: dict, timings_path: str) -> None:
+    """Run one stage unless it already finished (resume), and record its wall time."""
+    if done:
+        print(f"== {name}: already done", flush=True)
+        return
+    print(f"== {name}", flush=True)
+    started = time.perf_counter()
+    action()
+    timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
+    with open(timings_path, "w") as f:
+        json.dump(timings, f)
+
+
+def main(argv=None) -> str:
+    """Runs the experiment; returns the path of its report.md."""
+    args = parse_settings(argv)
+    out = args.out or new_run_dir("runs", prefix="experiment-")
+    if not args.resume:
+        prepare_run_dir(out, overwrite=False)
+        with open(os.path.join(out, "config.json"), "w") as f:
+            json.dump({"settings": {k: v for k, v in vars(args).items() if k not in PER_INVOCATION}}, f, indent=2)
+    data, run, evaluation = (os.path.join(out, name) for name in ("data", "train", "eval"))
+    timings_path = os.path.join(out, "timings.json")
+    timings = json.load(open(timings_path)) if os.path.exists(timings_path) else {}
+    started = time.perf_counter()
+
+    sizes = ["--train", args.train, "--val", args.val, "--test-seen", args.test_seen, "--test-unseen",
+             args.test_unseen]
+    run_stage("data", os.path.exists(os.path.join(data, "card.json")), lambda: generate_data.main(
+        _argv("physics", "--out", data, "--seed", args.seed, "--difficulty", args.difficulty, "--overwrite", *sizes)),
+        timings, timings_path)
+
+    train_args = ["--model", args.model, "--dtype", args.dtype, "--device", args.device, "--data", data,
+                  "--rank", args.rank, "--alpha", args.alpha, "--targets", args.targets, "--epochs", args.epochs,
+                  "--lr", args.lr, "--batch-size", args.batch_size, "--grad-accum", args.grad_accum,
+                  "--eval-every", args.eval_every, "--seed", args.seed]
+    if args.max_steps:
+        train_args += ["--max-steps", args.max_steps]
+    def train_stage():  # continue from the last checkpoint, or (re)start: a run without one has nothing to keep
+        checkpoint = latest_checkpoint(run) if os.path.isdir(run) else None
+        train.main(_argv("--resume", run) if checkpoint else _argv(*train_args, "--out", run, "--overwrite"))
+
+    run_stage("train", os.path.exists(os.path.join(run, "adapter_model.safetensors")), train_stage,
+              timings, timings_path)
+
+    eval_args = ["--model", args.model, "--adapter", run, "--data", data, "--split", "test*", "--dtype", args.dtype,
+                 "--device", args.device, "--batch-size", args.eval_batch_size, "--seed", args.seed, "--samples", "4"]
+    if args.baseline_model:
+        eval_args += ["--baseline-model", args.baseline_model]
+    if args.max_new_tokens:
+        eval_args += ["--max-new-tokens", args.max_new_tokens]
+    summary = {}
+    run_stage("evaluate", False, lambda: summary.update(evaluate.main(
+        _argv("--resume", evaluation) if os.path.exists(os.path.join(evaluation, "config.json"))
+        else _argv(*eval_args, "--out", evaluation))), timings, timings_path)
+
+    shutil.copyfile(os.path.join(run, "loss.svg"), os.path.join(out, "loss.svg"))
+    report = os.path.join(out, "report.md")
+    with open(report, "w") as f:
+        f.write(experiment_report(args, summary, timings))
+    print(f"experiment done in {format_duration(time.perf_counter() - started)} (stages: "
+          f"{', '.join(f'{k} {format_duration(v)}' for k, v in timings.items())}) | {headline(summary)} | "
+          f"report: {report}")
+    return report
+
+
+def _argv(*items) -> list:
+    return [str(item) for item in items]
+
+
+def headline(summary: dict) -> str:
+    """test_unseen failure-mode and binary accuracy of each system, for the last line."""
+    parts = []
+    for name, metrics in summary["metrics"].items():
+        entry = metrics.get("test_unseen", {}).get("physics_scenario")
+        if entry:
+            parts.append(f"{name}: failure mode {entry['mode_accuracy_on_failing']['rate']:.1%}, "
+                         f"binary {entry['binary_accuracy']['rate']:.1%}")
+    return "test_unseen " + "; ".join(parts)
+
+
+def experiment_report(args, summary: dict, timings: dict) -> str:
+    stages = ["| stage | wall time |", "|---|---|", *(f"| {name} | {format_duration(seconds)} |"
+                                                      for name, seconds in timings.items()),
+              f"| total | {format_duration(sum(timings.values()))} |", ""]
+    evaluation_times = ", ".join(f"{name} {format_duration(s)}" for name, s in summary["seconds"].items())
+    preamble = [*REFERENCE, *stages, f"Evaluation time per system: {evaluation_times}.", "",
+                "Training and validation loss per target token:", "", "![loss curve](loss.svg)", ""]
+    settings = [f"- `--{k.replace('_', '-')}` {v}" for k, v in vars(args).items() if k not in PER_INVOCATION]
+    return render("Physics-transfer experiment", summary["systems"], summary["metrics"], summary["comparisons"],
+                  summary["samples"], settings, preamble=preamble)
+
+
+if __name__ == "__main__":
+    with user_errors_are_one_line():
+        main(sys.argv[1:])

@@ -1,0 +1,45 @@
+"""experiment.py --quick: the whole chain on the real default model (data, training, evaluation, report)."""
+import json
+import os
+
+import pytest
+
+import experiment
+
+
+@pytest.fixture(scope="module")
+def quick(smollm2_gguf, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("experiment") / "quick")
+    return experiment.main(["--quick", "--model", smollm2_gguf, "--out", out]), out
+
+
+def test_quick_experiment_writes_the_report_with_both_systems_on_both_test_splits(quick):
+    report_path, out = quick
+    assert report_path == os.path.join(out, "report.md")
+    report = open(report_path).read()
+    for split in ("test_seen", "test_unseen"):
+        assert f"| {split} · physics_scenario | base | lora | McNemar p (base vs lora) |" in report
+        assert f"Confusion matrix, lora, {split}" in report
+    assert "![loss curve](loss.svg)" in report and os.path.getsize(os.path.join(out, "loss.svg")) > 0
+    assert "| train |" in report and "| evaluate |" in report and "## Sample answers" in report
+    assert "- `--rank` 8" in report and "- `--alpha` 32.0" in report
+
+
+def test_quick_experiment_trains_and_evaluates_at_its_tiny_sizes(quick):
+    _, out = quick
+    with open(os.path.join(out, "eval", "results.json")) as f:
+        results = json.load(f)
+    assert len(results["examples"]) == 8 + 16
+    with open(os.path.join(out, "train", "metrics.jsonl")) as f:
+        assert max(m["step"] for m in map(json.loads, f)) == 6
+
+
+def test_a_finished_experiment_resumes_without_redoing_any_stage(quick, capsys):
+    report_path, out = quick
+    before = open(report_path).read()
+    experiment.main(["--resume", out])
+    printed = capsys.readouterr().out
+    assert "== data: already done" in printed and "== train: already done" in printed
+    assert "base: all 24 answers already in" in printed and "lora: all 24 answers already in" in printed
+    after = open(report_path).read()
+    assert after.split("| system |")[1].split("## Settings")[0] == before.split("| system |")[1].split("## Settings")[0]
