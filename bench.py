@@ -8,7 +8,8 @@ import importlib
 
 from common.errors import user_errors_are_one_line
 
-SUITES = {"lora": "benchmarks.lora_suite", "train": "benchmarks.train_suite"}
+SUITES = {"lora": "benchmarks.lora_suite", "train": "benchmarks.train_suite",
+          "kernels": "benchmarks.kernels_suite"}
 
 
 def main(argv=None):

@@ -11,8 +11,9 @@ Two savings over `F.cross_entropy(lm_head(h), labels)`:
    dropped *before* the lm_head. A physics example has ~70 target tokens out of ~220, so this
    skips two thirds of the largest matmul of a small model.
 2. The remaining rows go through W in chunks of `chunk_rows`; per chunk the logits are computed,
-   upcast to fp32, used and freed. The loss is the last operation of the graph, so its gradient
-   is known already in the forward pass:
+   used and freed (the per-chunk softmax is `cross_entropy_` in model/kernels.py: in torch on an
+   fp32 copy, in Triton in place in the logits' dtype). The loss is the last operation of the
+   graph, so its gradient is known already in the forward pass:
 
        ∂ℓ_t/∂z_t = softmax(z_t) − onehot(y_t),   so   ∂ℓ/∂h_t = (softmax(z_t) − onehot(y_t)) W
                                                        ∂ℓ/∂W   = Σ_t (softmax(z_t) − onehot(y_t))ᵀ h_t
@@ -25,6 +26,8 @@ Two savings over `F.cross_entropy(lm_head(h), labels)`:
 """
 import torch
 
+from model import kernels
+
 IGNORE_INDEX = -100  # label of a position that is not scored (prompt, padding), as in PyTorch and HF
 CHUNK_BYTES = 128 * 2**20  # fp32 logits per chunk: 220 rows of Qwen2.5's vocabulary, 682 of SmolLM2's
 
@@ -33,26 +36,20 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
     """Σ_t ℓ_t for hidden (N, H), weight (V, H), targets (N,); its gradients are computed in forward."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, targets, chunk_rows, grad_enabled):
+    def forward(ctx, hidden, weight, targets, chunk_rows, grad_enabled, ops):
         need_hidden, need_weight = (grad_enabled and needed for needed in ctx.needs_input_grad[:2])
         grad_hidden = torch.empty_like(hidden) if need_hidden else None
         grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_weight else None
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         for start in range(0, len(hidden), chunk_rows):
             rows = slice(start, start + chunk_rows)
-            logits = (hidden[rows] @ weight.t()).float()
-            target_logits = logits.gather(1, targets[rows, None]).squeeze(1)
-            peak = logits.amax(dim=-1, keepdim=True)
-            exp = logits.sub_(peak).exp_()  # in place: exp(z − max z), one pass for the loss and the softmax
-            sums = exp.sum(dim=-1)
-            total += (peak.squeeze(1) + sums.log() - target_logits).sum()  # logsumexp(z) − z[y]
-            if need_hidden or need_weight:
-                grad_logits = exp.div_(sums[:, None])  # softmax(z)
-                grad_logits[torch.arange(len(grad_logits)), targets[rows]] -= 1
-                if need_hidden:
-                    grad_hidden[rows] = grad_logits.to(hidden.dtype) @ weight
-                if need_weight:
-                    grad_weight.addmm_(grad_logits.t(), hidden[rows].float())
+            logits = hidden[rows] @ weight.t()
+            loss, grad_logits = ops.cross_entropy_(logits, targets[rows], need_hidden or need_weight)
+            total += loss
+            if need_hidden:
+                grad_hidden[rows] = grad_logits.to(hidden.dtype) @ weight
+            if need_weight:
+                grad_weight.addmm_(grad_logits.t().float(), hidden[rows].float())  # Triton's is in the logits' dtype
         ctx.save_for_backward(grad_hidden, None if grad_weight is None else grad_weight.to(weight.dtype))
         return total
 
@@ -60,7 +57,8 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad_total):
         grad_hidden, grad_weight = ctx.saved_tensors
         return (None if grad_hidden is None else grad_hidden * grad_total.to(grad_hidden.dtype),
-                None if grad_weight is None else grad_weight * grad_total.to(grad_weight.dtype), None, None, None)
+                None if grad_weight is None else grad_weight * grad_total.to(grad_weight.dtype),
+                None, None, None, None)
 
 
 def chunked_cross_entropy(hidden, weight, targets, chunk_rows: int = None) -> torch.Tensor:
@@ -71,7 +69,8 @@ def chunked_cross_entropy(hidden, weight, targets, chunk_rows: int = None) -> to
     """
     chunk_rows = chunk_rows or max(1, CHUNK_BYTES // (4 * weight.shape[0]))
     # Under torch.no_grad (evaluation) no gradient is computed; forward itself always runs without grad mode.
-    return _ChunkedCrossEntropy.apply(hidden, weight, targets, chunk_rows, torch.is_grad_enabled())
+    return _ChunkedCrossEntropy.apply(hidden, weight, targets, chunk_rows, torch.is_grad_enabled(),
+                                      kernels.ops_for(hidden))
 
 
 def next_token_loss(hidden, weight, labels, chunk_rows: int = None) -> torch.Tensor:

@@ -15,6 +15,9 @@ long contexts reuse the wavelengths seen in pre-training.
 Module and parameter names follow HF (`model.layers.N.self_attn.q_proj`, ...), so a HF state
 dict loads 1:1 and PEFT adapter keys come for free.
 
+The norms, the rotation and the SwiGLU product run as fused Triton kernels on CUDA tensors
+(model/kernels.py); elsewhere as the plain torch shown there.
+
 Incremental decoding writes each step's keys/values into a preallocated `KVCache` and attends
 over the filled prefix. Padded batches (left padding) pass a boolean `mask` of real tokens and
 explicit `positions`, so a padded prompt gives the same numbers as the prompt alone.
@@ -27,6 +30,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import nn
 
+from model import kernels
 from model.config import ModelConfig
 
 
@@ -37,9 +41,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x32 = x.float()
-        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * normed.to(x.dtype)
+        return kernels.rms_norm(x, self.weight, self.eps)
 
 
 def rope_inverse_frequencies(config: ModelConfig) -> torch.Tensor:
@@ -58,15 +60,6 @@ def rope_inverse_frequencies(config: ModelConfig) -> torch.Tensor:
     interpolated = (1 - smooth) * stretched / factor + smooth * stretched
     in_band = (wavelength >= old_context / high) & (wavelength <= old_context / low)
     return torch.where(in_band, interpolated, stretched)
-
-
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    first, second = x.chunk(2, dim=-1)
-    return torch.cat((-second, first), dim=-1)
-
-
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    return x * cos + rotate_half(x) * sin
 
 
 class KVCache(nn.Module):
@@ -104,7 +97,7 @@ class Attention(nn.Module):
         q = self.q_proj(x).view(batch, length, self.n_heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(batch, length, self.n_kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(batch, length, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q, k = kernels.rope(q, k, cos, sin)
         if cache is not None:
             k, v = cache.update(self.layer_index, cache_start, k, v)
         # With no mask, plain causal attention over a block that starts at position 0.
@@ -122,7 +115,7 @@ class MLP(nn.Module):
         self.down_proj = nn.Linear(inner, hidden, bias=bias)
 
     def forward(self, x):
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(kernels.swiglu(self.gate_proj(x), self.up_proj(x)))
 
 
 class Block(nn.Module):
