@@ -59,11 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     lora.add_argument("--alpha", type=float, default=32.0, help="default: %(default)s")
     lora.add_argument("--targets", default="q_proj,v_proj", help="default: %(default)s")
     lora.add_argument("--epochs", type=int, default=1, help="default: %(default)s")
-    lora.add_argument("--lr", type=float, default=1e-3, help="peak learning rate; default: %(default)s")
+    lora.add_argument("--lr", type=float, default=2e-3, help="peak learning rate; default: %(default)s")
     lora.add_argument("--batch-size", type=int, default=8, help="rows per micro-batch; default: %(default)s")
     lora.add_argument("--grad-accum", type=int, default=2, help="micro-batches per step; default: %(default)s")
     lora.add_argument("--max-steps", type=int, default=None, help="stop training after this step; default: all")
-    lora.add_argument("--eval-every", type=int, default=25, help="steps between val losses; default: %(default)s")
+    lora.add_argument("--eval-every", type=int, default=44, help="steps between val losses; default: %(default)s")
     evaluation = parser.add_argument_group("evaluation (evaluate.py)")
     evaluation.add_argument("--eval-batch-size", type=int, default=32, help="default: %(default)s")
     evaluation.add_argument("--max-new-tokens", type=int, default=None,
