@@ -9,6 +9,10 @@ OUT (default results/<timestamp>/, never overwritten) receives config.json, outp
 (every answer, written batch by batch), results.json (settings, model and adapter hashes, every
 example with both answers and scores, the metrics), report.md and eval.log. An interrupted run
 continues with --resume OUT and ends with the same results as an uninterrupted one.
+
+On several GPUs, `torchrun --nproc_per_node 8 evaluate.py ...`: the processes share the batches
+of every system, rank 0 gathers the answers, scores them and writes OUT; the results are those
+of a single process (see common/distributed.py).
 """
 import argparse
 import gc
@@ -18,6 +22,7 @@ import random
 import sys
 import time
 
+from common import distributed
 from common.cli import add_model_arguments, load_model_from_args
 from common.errors import PhysloraError, user_errors_are_one_line
 from common.progress import format_duration
@@ -127,17 +132,19 @@ def answer_with(args, name: str, model_name: str, adapter, records: list, out: s
         log(f"{name}: all {len(records)} answers already in {path}")
         return finished, 0.0
     load_args = argparse.Namespace(model=model_name, adapter=adapter, dtype=args.dtype, device=args.device)
-    model, tokenizer = load_model_from_args(load_args)
+    with distributed.rank0_first():  # a model to download is fetched once
+        model, tokenizer = load_model_from_args(load_args)
     started = time.perf_counter()
     settings = GenerationSettings(args.batch_size, args.max_new_tokens, args.num_samples, args.temperature,
                                   args.top_p, args.seed)
     by_loglik = args.mcq_mode == "loglik"
     log(f"{name}: answering {len(records)} records with {model_name}" + (f" + adapter {adapter}" if adapter else ""))
-    with open(path, "a", encoding="utf-8") as f:  # multiple choice by likelihood: one forward pass per question
-        for record in records:
-            if by_loglik and record["task"] == "physics_mcq" and record["id"] not in finished:
-                f.write(json.dumps({"id": record["id"], "outputs": [choose_option(model, tokenizer, record)],
-                                    "hit_limit": [False]}) + "\n")
+    # Multiple choice by likelihood: one forward pass per question (under torchrun, each process its share)
+    questions = [r for r in records if by_loglik and r["task"] == "physics_mcq" and r["id"] not in finished]
+    chosen = [{"id": record["id"], "outputs": [choose_option(model, tokenizer, record)], "hit_limit": [False]}
+              for record in distributed.shard(questions)]
+    with open(path, "a", encoding="utf-8") as f:
+        f.writelines(json.dumps(entry) + "\n" for entry in distributed.gather(chosen))
     generated = [r for r in records if not (by_loglik and r["task"] == "physics_mcq")]
     entries = answer_records(model, tokenizer, generated, settings, path)
     seconds = time.perf_counter() - started
@@ -148,22 +155,30 @@ def answer_with(args, name: str, model_name: str, adapter, records: list, out: s
 
 
 def main(argv=None) -> dict:
-    """Runs the evaluation; returns {"out", "metrics", "comparisons", "systems", "seconds" per system}."""
+    """Runs the evaluation; returns {"out", "metrics", "comparisons", "systems", "seconds" per system}
+    (on rank 0; None on the other processes under torchrun)."""
     args = parse_settings(argv)
+    distributed.start(args.device)  # under torchrun: join the other processes (see common/distributed.py)
+    rank0 = distributed.rank() == 0
     out = args.out or new_run_dir("results")
-    if not args.resume:
+    if not args.resume and rank0:  # rank 0 alone writes OUT
         prepare_run_dir(out, overwrite=False)
         with open(os.path.join(out, "config.json"), "w") as f:
             json.dump({"settings": {k: v for k, v in vars(args).items() if k not in PER_INVOCATION}}, f, indent=2)
-    log = Log(os.path.join(out, "eval.log"))
+    out = distributed.from_rank0(out)  # the others wait until it exists
+    log = Log(os.path.join(out, "eval.log")) if rank0 else lambda message: None
     started = time.perf_counter()
     records = load_eval_records(args.data, args.split, args.limit, args.seed)
     splits = sorted({r["split"] for r in records})
     log(f"data: {len(records)} records from {args.data} ({', '.join(splits)}); output in {out}")
 
-    systems, scores, identities, seconds = systems_to_run(args), {}, {}, {}
+    systems, answers, scores, identities, seconds = systems_to_run(args), {}, {}, {}, {}
     for name, (model_name, adapter) in systems.items():
-        entries, seconds[name] = answer_with(args, name, model_name, adapter, records, out, log)
+        answers[name], seconds[name] = answer_with(args, name, model_name, adapter, records, out, log)
+    if not rank0:
+        return None  # the other processes only answer their share; rank 0 has every answer
+    for name, (model_name, adapter) in systems.items():
+        entries = answers[name]
         judged = None
         if args.judge_url:
             judged = judge_outputs(records, entries, {"url": args.judge_url, "model": args.judge_model,

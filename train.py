@@ -14,6 +14,10 @@ One loop, read top to bottom (after nanoGPT's train.py):
 
 RUN (default runs/<timestamp>/) receives config.json, metrics.jsonl, loss.svg, checkpoints/step-N/
 and adapter_config.json + adapter_model.safetensors (load with generate.py --adapter RUN, or peft).
+
+On several GPUs or machines, `torchrun --nproc_per_node 8 train.py ...`: the processes share the
+rows of every micro-batch and DDP sums their gradients, so the run is the one a single process
+would make with the same flags; rank 0 alone writes RUN (see common/distributed.py).
 """
 import argparse
 import hashlib
@@ -25,9 +29,12 @@ import platform
 import resource
 import sys
 import time
+from contextlib import nullcontext
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
+from common import distributed
 from common.cli import DTYPES, add_model_arguments
 from common.errors import PhysloraError, user_errors_are_one_line
 from common.progress import Progress, format_duration
@@ -36,8 +43,8 @@ from common.svg import write_line_chart
 from data.batching import (check_not_empty, collate, encode_records, evaluation_batches, padding_share,
                            training_windows)
 from data.schema import load_records, split_files
-from lora.adapter import TARGETS, LoRASettings, inject, parameter_counts, save_adapter
-from lora.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
+from lora.adapter import TARGETS, LoRASettings, inject, load_adapter, parameter_counts, save_adapter
+from lora.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, rng_state, save_checkpoint
 from model.loading import load_model
 from model.loss import next_token_loss
 
@@ -69,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     lora.add_argument("--targets", default="q_proj,v_proj",
                       help=f"comma-separated projections to adapt, from {','.join(TARGETS)}; default: %(default)s")
     lora.add_argument("--rslora", action="store_true", help="scale by alpha / sqrt(rank) (rank-stabilised LoRA)")
+    lora.add_argument("--init-adapter", default=None, metavar="DIR",
+                      help="start from this adapter's weights, rank, alpha, dropout and targets (they replace the "
+                           "flags above) instead of a fresh LoRA: e.g. continue an earlier run on new data; "
+                           "default: a fresh LoRA")
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--epochs", type=int, default=3, help="default: %(default)s")
     optim.add_argument("--max-steps", type=int, default=None,
@@ -149,34 +160,53 @@ def learning_rate(step: int, peak: float, warmup: int, total: int) -> float:
     return peak * (MIN_LR_RATIO + (1 - MIN_LR_RATIO) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def train_window(model, batches: list) -> float:
+class MicroBatchLoss(torch.nn.Module):
+    """The summed loss of a micro-batch as a module's forward, which is what DDP wraps (its hooks need it)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch) -> torch.Tensor:
+        hidden = self.model.hidden_states(batch.input_ids, positions=batch.positions, mask=batch.mask)
+        return next_token_loss(hidden, self.model.lm_head.weight, batch.labels)
+
+
+def train_window(model, batches: list, ddp=None) -> float:
     """Forward and backward over one accumulation window; returns its loss per target token.
 
     Each micro-batch's summed loss is divided by the target tokens of the *whole window*, so the
     accumulated gradient is exactly the gradient of one big batch. (Averaging per micro-batch, as
     several popular trainers did, weighs a token of a short micro-batch more than one of a long one.)
+    Under torchrun, `batches` hold this process's rows of each micro-batch, the target tokens are
+    counted over every process, and `ddp` (MicroBatchLoss(model) in DDP) sums the processes'
+    gradients during the window's last backward.
     """
-    targets = sum(batch.target_tokens for batch in batches)
+    targets = distributed.total(sum(batch.target_tokens for batch in batches))
+    # DDP averages the gradients over the processes: dividing by targets / world size makes it their sum.
+    divisor = targets / distributed.world_size()
+    loss_of = ddp or MicroBatchLoss(model)
     total = 0.0
-    for batch in batches:
-        hidden = model.hidden_states(batch.input_ids, positions=batch.positions, mask=batch.mask)
-        loss = next_token_loss(hidden, model.lm_head.weight, batch.labels)
-        (loss / targets).backward()
+    for i, batch in enumerate(batches):
+        with ddp.no_sync() if ddp and i < len(batches) - 1 else nullcontext():  # one sync per window
+            loss = loss_of(batch)
+            (loss / divisor).backward()
         total += loss.item()
-    return total / targets
+    return distributed.total(total) / targets
 
 
 @torch.no_grad()
 def evaluate(model, examples: list, batch_size: int, pad_id: int, device) -> float:
-    """Mean loss per target token over every example (dropout off)."""
+    """Mean loss per target token over every example (dropout off); under torchrun each process takes its
+    share of the batches, and every process gets the same result."""
     model.eval()
     total = targets = 0
-    for rows in evaluation_batches([len(e.input_ids) for e in examples], batch_size):
+    for rows in distributed.shard(evaluation_batches([len(e.input_ids) for e in examples], batch_size)):
         batch = collate(examples, rows, pad_id, device)
         total += next_token_loss(model.hidden_states(batch.input_ids), model.lm_head.weight, batch.labels).item()
         targets += batch.target_tokens
     model.train()
-    return total / targets
+    return distributed.total(total) / distributed.total(targets)
 
 
 def peak_memory_mib(device: str) -> float:
@@ -207,22 +237,35 @@ def write_loss_chart(run_dir: str, metrics: list) -> None:
 def main(argv=None):
     # ---- 1. settings and the run folder ------------------------------------------------------
     args = parse_settings(argv)
-    run_dir = args.out or new_run_dir()
-    if not args.resume:
+    distributed.start(args.device)  # under torchrun: join the other processes (see common/distributed.py)
+    rank0, world = distributed.rank() == 0, distributed.world_size()
+    if args.batch_size < world:
+        raise PhysloraError(f"--batch-size {args.batch_size}: the rows of each micro-batch are shared among the "
+                            f"{world} processes; use at least {world} (a multiple of {world} keeps all busy)")
+    run_dir = distributed.from_rank0(args.out or new_run_dir())
+    if not args.resume and rank0:  # rank 0 alone writes the run folder; the others log to /dev/null
         prepare_run_dir(run_dir, args.overwrite)
-    metrics_path = os.path.join(run_dir, "metrics.jsonl")
+    metrics_path = os.path.join(run_dir, "metrics.jsonl") if rank0 else os.devnull
 
     # ---- 2. model -----------------------------------------------------------------------------
-    model, tokenizer = load_model(args.model, DTYPES[args.dtype], args.device)
+    with distributed.rank0_first():  # a model to download is fetched once
+        model, tokenizer = load_model(args.model, DTYPES[args.dtype], args.device)
+    torch.manual_seed(args.seed + distributed.rank())  # each process its own dropout masks (DDP copies rank 0's LoRA)
     if args.resume:
         checkpoint = latest_checkpoint(run_dir)
         if checkpoint is None:
             raise PhysloraError(f"--resume {run_dir}: no checkpoint in {run_dir}/checkpoints; start it again "
                                 f"with --overwrite")
-        state = load_checkpoint(checkpoint, model)  # LoRA weights and RNG states as they were at that step
+        # LoRA weights and this process's RNG states as they were at that step
+        state = load_checkpoint(checkpoint, model, distributed.rank())
     else:
-        torch.manual_seed(args.seed)
-        inject(model, LoRASettings(args.rank, args.alpha, args.dropout, tuple(args.targets.split(",")), args.rslora))
+        if args.init_adapter:  # the adapter's own settings go into config.json, so it says what was trained
+            lora = load_adapter(model, args.init_adapter)
+            args.rank, args.alpha, args.dropout, args.targets, args.rslora = (
+                lora.rank, lora.alpha, lora.dropout, ",".join(lora.targets), lora.rslora)
+        else:
+            inject(model, LoRASettings(args.rank, args.alpha, args.dropout, tuple(args.targets.split(",")),
+                                       args.rslora))
         state = {"step": 0, "best": None}
     model.checkpoint_layers = args.grad_checkpointing
     counts = parameter_counts(model)
@@ -230,9 +273,13 @@ def main(argv=None):
     optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=args.weight_decay)
     if args.resume:
         optimizer.load_state_dict(state["optimizer"])
+    # Under torchrun, DDP sums the processes' gradients in backward, of the parameters that require grad only
+    # (LoRA's A and B); at the start it copies rank 0's weights to the others.
+    ddp = DistributedDataParallel(MicroBatchLoss(model)) if world > 1 else None
 
     # ---- 3. data ------------------------------------------------------------------------------
-    train_examples, train_report = load_split(args, tokenizer, "train")
+    with distributed.rank0_first():  # the default data, if absent, is generated once
+        train_examples, train_report = load_split(args, tokenizer, "train")
     val_examples, val_report = load_split(args, tokenizer, "val")
     windows = training_windows([len(e.input_ids) for e in train_examples], args.batch_size, args.grad_accum,
                                args.epochs, args.seed, args.max_len if args.pack else None)
@@ -266,12 +313,13 @@ def main(argv=None):
                   "data": {"train": train_report, "val": val_report},
                   "model": {k: v for k, v in vars(model.config).items() if k != "extra"}, "parameters": counts,
                   "plan": {"steps": total_steps, "warmup_steps": warmup, "padding_share": plan_padding}}
-        with open(os.path.join(run_dir, "config.json"), "w") as f:
-            json.dump(config, f, indent=2)
+        if rank0:
+            with open(os.path.join(run_dir, "config.json"), "w") as f:
+                json.dump(config, f, indent=2)
         val_loss = evaluate(model, val_examples, args.batch_size, tokenizer.pad_id, args.device)
         metrics.append({"step": 0, "epoch": 0.0, "val_loss": val_loss})
         append_jsonl(metrics_path, metrics[-1])
-        print(f"step 0: val loss {val_loss:.4f} (the base model)")
+        print(f"step 0: val loss {val_loss:.4f} ({'the initial adapter' if args.init_adapter else 'the base model'})")
 
     # ---- 4. the loop --------------------------------------------------------------------------
     model.train()
@@ -285,8 +333,11 @@ def main(argv=None):
             lr = learning_rate(step, args.lr, warmup, total_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            batches = [collate(train_examples, rows, tokenizer.pad_id, args.device) for rows in micro_batches]
-            loss = train_window(model, batches)
+            # Under torchrun each process takes its share of the rows of every micro-batch; one left without
+            # rows runs a row of padding (no target: zero gradient), as every process joins DDP's gradient sum.
+            batches = [collate(train_examples, distributed.shard(rows) or [[]], tokenizer.pad_id, args.device)
+                       for rows in micro_batches]
+            loss = train_window(model, batches, ddp)
             grad_norm = float(torch.nn.utils.clip_grad_norm_(parameters, args.grad_clip or math.inf))
             for what, value in (("the training loss", loss), ("the gradient norm", grad_norm)):
                 if not math.isfinite(value):
@@ -294,8 +345,8 @@ def main(argv=None):
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
-            tokens = sum(batch.tokens for batch in batches)
-            padding = sum(batch.padding_tokens for batch in batches)
+            tokens = distributed.total(sum(batch.tokens for batch in batches))
+            padding = distributed.total(sum(batch.padding_tokens for batch in batches))
             seconds = time.perf_counter() - began
             tokens_seen, step_seconds = tokens_seen + tokens, step_seconds + seconds
             metrics.append({"step": step, "epoch": round(epoch, 4), "loss": loss, "lr": lr, "grad_norm": grad_norm,
@@ -312,10 +363,12 @@ def main(argv=None):
                     state["best"] = {"step": step, "val_loss": val_loss}
                 metrics.append({"step": step, "epoch": round(epoch, 4), "val_loss": val_loss})
                 append_jsonl(metrics_path, metrics[-1])
-                save_checkpoint(run_dir, step, model, optimizer, {"epoch": epoch, "best": state["best"]},
-                                base_model=args.model)
-                prune_checkpoints(run_dir, keep={step, state["best"]["step"]})
-                write_loss_chart(run_dir, metrics)
+                rng_states = distributed.gather([rng_state()])  # every process's, for its dropout after a resume
+                if rank0:
+                    save_checkpoint(run_dir, step, model, optimizer, {"epoch": epoch, "best": state["best"]},
+                                    base_model=args.model, rng_states=rng_states)
+                    prune_checkpoints(run_dir, keep={step, state["best"]["step"]})
+                    write_loss_chart(run_dir, metrics)
                 progress.print(f"step {step}: val loss {val_loss:.4f} (best {state['best']['val_loss']:.4f} "
                                f"at step {state['best']['step']})")
     except KeyboardInterrupt:
@@ -328,6 +381,8 @@ def main(argv=None):
         progress.close()
 
     # ---- 5. finish ----------------------------------------------------------------------------
+    if not rank0:
+        return  # rank 0 saves the adapter
     save_adapter(model, run_dir, base_model=args.model)
     best = state["best"]
     print(f"done: step {last_step}/{total_steps} (epoch {windows[last_step - 1][0]:.2f}) in "

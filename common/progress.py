@@ -9,6 +9,8 @@ process started, times the steps left (a resumed run does not count the steps it
 import sys
 import time
 
+from common import distributed
+
 BAR_WIDTH = 20
 
 
@@ -22,7 +24,8 @@ def format_duration(seconds: float) -> str:
 class Progress:
     def __init__(self, total: int, start: int = 0, stream=None, log_seconds: float = 30.0):
         self.total, self.start = total, start
-        self.stream = stream or sys.stderr
+        # Under torchrun only rank 0 draws the bar: the others write to their stdout, /dev/null there.
+        self.stream = stream or (sys.stderr if distributed.rank() == 0 else sys.stdout)
         self.interactive = self.stream.isatty()
         self.log_seconds = log_seconds
         self.began = self.last_logged = time.perf_counter()

@@ -46,6 +46,17 @@ def prepare_run_dir(out: str, overwrite: bool) -> None:
     os.makedirs(out, exist_ok=True)
 
 
+def open_run_dir(args: argparse.Namespace, per_invocation: tuple, root: str = RUNS_ROOT, prefix: str = "") -> str:
+    """A command's run folder: --out, or a new root/<prefix><timestamp>. A new run (not --resume) creates it,
+    refusing a non-empty one, and writes config.json with every setting but the `per_invocation` flags."""
+    out = args.out or new_run_dir(root, prefix)
+    if not args.resume:
+        prepare_run_dir(out, overwrite=False)
+        with open(os.path.join(out, "config.json"), "w") as f:
+            json.dump({"settings": {k: v for k, v in vars(args).items() if k not in per_invocation}}, f, indent=2)
+    return out
+
+
 def resumed_settings(parser: argparse.ArgumentParser, args: argparse.Namespace, per_invocation: tuple,
                      command: str) -> argparse.Namespace:
     """The settings saved in RUN/config.json for `--resume RUN`, with this invocation's `per_invocation` flags.

@@ -142,8 +142,8 @@ def evaluation_batches(lengths: list, micro_batch: int) -> list:
 
 
 def collate(examples: list, rows: list, pad_id: int, device="cpu") -> Batch:
-    """Tensors for a micro-batch, right-padded to its longest row."""
-    width = max(sum(len(examples[i].input_ids) for i in row) for row in rows)
+    """Tensors for a micro-batch, right-padded to its longest row (a row of no example: one padding token)."""
+    width = max(1, *(sum(len(examples[i].input_ids) for i in row) for row in rows))
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
     positions = torch.zeros((len(rows), width), dtype=torch.long)

@@ -5,7 +5,8 @@ then the assistant header); the model continues until its end-of-turn token or t
 budget, and only the new tokens are decoded. Records are batched by prompt length (least
 padding) in a fixed order, so a batch is the same batch in every run of the same settings; with
 sampling, each batch draws from its own seed (settings.seed + batch number), so an interrupted
-run that redoes the unfinished batches produces exactly the text an uninterrupted one would.
+run that redoes the unfinished batches produces exactly the text an uninterrupted one would, and
+so does a run whose batches are shared among processes (evaluate.py under torchrun).
 
 Finished batches are appended to a JSONL file, one line per record:
     {"id": ..., "outputs": [text, ...], "hit_limit": [bool, ...]}
@@ -17,6 +18,7 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
+from common import distributed
 from common.progress import Progress
 from data.batching import chat_prompt_text
 from model.sampler import SamplingParams, generate
@@ -71,31 +73,47 @@ def read_finished(path: str) -> dict:
     return finished
 
 
+def answer_batch(model, tokenizer, records: list, batches: list, number: int, settings: GenerationSettings) -> list:
+    """The outputs entries of batch `number`; its seed depends on its number alone."""
+    batch = batches[number]
+    budget = settings.budget(records[batch[0]]["task"])
+    prompts = [prompt_ids(tokenizer, records[i]) for i in batch]
+    samples = []
+    for sample in range(settings.samples):
+        params = SamplingParams(budget, settings.temperature, 0, settings.top_p,
+                                seed=settings.seed + number + sample * len(batches))
+        samples.append(generate(model, prompts, params, tokenizer.stop_ids, tokenizer.pad_id))
+    entries = []
+    for row, i in enumerate(batch):
+        ids = [sample[row] for sample in samples]
+        entries.append({"id": records[i]["id"], "outputs": [tokenizer.decode(x) for x in ids],
+                        "hit_limit": [len(x) >= budget for x in ids]})
+    return entries
+
+
 def answer_records(model, tokenizer, records: list, settings: GenerationSettings, path: str) -> dict:
-    """Generate for every record not yet in `path`, appending each finished batch; returns id -> entry."""
+    """Generate for every record not yet in `path`, appending each finished batch; returns id -> entry.
+
+    Under torchrun the processes answer the unfinished batches in rounds, one batch each; rank 0
+    gathers each round's answers, appends them and returns them all (the others return what they
+    read). Each batch is generated as in a single process (same rows, same seed): same answers.
+    """
     finished = read_finished(path)
     batches = plan_batches(records, tokenizer, settings.batch_size)
     pending = [number for number, batch in enumerate(batches) if any(records[i]["id"] not in finished for i in batch)]
     progress = Progress(len(batches), start=len(batches) - len(pending))
+    world = distributed.world_size()
     with open(path, "a", encoding="utf-8") as out:
-        for done, number in enumerate(pending, start=len(batches) - len(pending) + 1):
-            batch = batches[number]
-            budget = settings.budget(records[batch[0]]["task"])
-            prompts = [prompt_ids(tokenizer, records[i]) for i in batch]
-            samples = []
-            for sample in range(settings.samples):
-                params = SamplingParams(budget, settings.temperature, 0, settings.top_p,
-                                        seed=settings.seed + number + sample * len(batches))
-                samples.append(generate(model, prompts, params, tokenizer.stop_ids, tokenizer.pad_id))
-            lines = []
-            for row, i in enumerate(batch):
-                ids = [sample[row] for sample in samples]
-                entry = {"id": records[i]["id"], "outputs": [tokenizer.decode(x) for x in ids],
-                         "hit_limit": [len(x) >= budget for x in ids]}
-                finished[entry["id"]] = entry
-                lines.append(json.dumps(entry) + "\n")
-            out.writelines(lines)
+        for first in range(0, len(pending), world):
+            numbers = pending[first:first + world]
+            mine = [entry for number in distributed.shard(numbers)
+                    for entry in answer_batch(model, tokenizer, records, batches, number, settings)]
+            entries = distributed.gather(mine)
+            finished.update((entry["id"], entry) for entry in entries)
+            out.writelines(json.dumps(entry) + "\n" for entry in entries)
             out.flush()
-            progress.update(done, f"batch of {len(batch)} {records[batch[0]]['task']}")
+            batch = batches[numbers[-1]]
+            progress.update(len(batches) - len(pending) + first + len(numbers),
+                            f"batch of {len(batch)} {records[batch[0]]['task']}")
     progress.close()
     return finished

@@ -3,8 +3,8 @@
 RUN/checkpoints/step-N/
     adapter_config.json, adapter_model.safetensors   the LoRA weights (PEFT format: usable as they are)
     trainer_state.pt   AdamW's moments and step counts, the optimizer step N (which fixes the learning
-                       rate and the data position), torch's RNG states (LoRA dropout), the best
-                       validation loss so far
+                       rate and the data position), torch's RNG states (LoRA dropout; one per process
+                       under torchrun), the best validation loss so far
 
 The data position needs no loader state: the batches of step N+1 are a pure function of
 (seed, N+1) (see data/batching.py). A checkpoint is written as step-N.partial/ and renamed when
@@ -29,16 +29,23 @@ def checkpoint_dir(run_dir: str, step: int) -> str:
     return os.path.join(run_dir, CHECKPOINTS, f"step-{step}")
 
 
-def save_checkpoint(run_dir: str, step: int, model, optimizer, state: dict, base_model: str) -> str:
-    """Write checkpoints/step-{step}/ atomically; `state` holds the loop's own values (e.g. best val loss)."""
+def rng_state() -> dict:
+    """This process's RNG states, which LoRA dropout draws from."""
+    rng = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return rng
+
+
+def save_checkpoint(run_dir: str, step: int, model, optimizer, state: dict, base_model: str,
+                    rng_states: list) -> str:
+    """Write checkpoints/step-{step}/ atomically; `state` holds the loop's own values (e.g. best val loss),
+    `rng_states` every process's rng_state(), in rank order."""
     final = checkpoint_dir(run_dir, step)
     partial = final + ".partial"
     shutil.rmtree(partial, ignore_errors=True)  # left over from a crash
     save_adapter(model, partial, base_model=base_model)
-    rng = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
-    torch.save({"step": step, "optimizer": optimizer.state_dict(), "rng": rng, **state},
+    torch.save({"step": step, "optimizer": optimizer.state_dict(), "rng": rng_states, **state},
                os.path.join(partial, STATE_FILE))
     shutil.rmtree(final, ignore_errors=True)  # a step re-run after resuming from an earlier checkpoint
     os.replace(partial, final)
@@ -53,8 +60,9 @@ def latest_checkpoint(run_dir: str) -> Optional[str]:
     return checkpoint_dir(run_dir, max(steps)) if steps else None
 
 
-def load_checkpoint(folder: str, model) -> dict:
-    """Put the checkpoint's LoRA into `model` (injecting it) and restore the RNG states; returns the state.
+def load_checkpoint(folder: str, model, rank: int = 0) -> dict:
+    """Put the checkpoint's LoRA into `model` (injecting it) and restore process `rank`'s RNG states (a
+    process the run did not have keeps its own); returns the state.
 
     The optimizer is built afterwards, over the new LoRA parameters: load state["optimizer"] into it.
     """
@@ -65,9 +73,11 @@ def load_checkpoint(folder: str, model) -> dict:
         raise PhysloraError(f"{path}: unreadable checkpoint ({str(err).splitlines()[0]}); "
                             "delete this checkpoint folder to resume from the one before") from None
     load_adapter(model, folder)
-    torch.set_rng_state(state["rng"]["cpu"])
-    if "cuda" in state["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    rng_states = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]  # older checkpoints: one
+    if rank < len(rng_states):
+        torch.set_rng_state(rng_states[rank]["cpu"])
+        if "cuda" in rng_states[rank] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng_states[rank]["cuda"])
     return state
 
 
