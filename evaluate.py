@@ -25,8 +25,8 @@ import time
 from common import distributed
 from common.cli import add_model_arguments, load_model_from_args
 from common.errors import PhysloraError, user_errors_are_one_line
-from common.progress import format_duration
-from common.runs import new_run_dir, prepare_run_dir, resumed_settings
+from common.progress import Log, format_duration
+from common.runs import open_run_dir, resumed_settings
 from evaluation.generation import GenerationSettings, answer_records, read_finished
 from evaluation.harness import (fingerprint, group_metrics, judge_outputs, load_eval_records, paired_comparisons,
                                 score_system)
@@ -104,18 +104,6 @@ def parse_settings(argv) -> argparse.Namespace:
     return args
 
 
-class Log:
-    """Print and append to OUT/eval.log."""
-
-    def __init__(self, path: str):
-        self.path = path
-
-    def __call__(self, message: str) -> None:
-        print(message, flush=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(message + "\n")
-
-
 def systems_to_run(args) -> dict:
     """name -> (model, adapter): the baseline first, then the adapted model if there is an adapter."""
     systems = {"base": (args.baseline_model or args.model, None)}
@@ -160,12 +148,8 @@ def main(argv=None) -> dict:
     args = parse_settings(argv)
     distributed.start(args.device)  # under torchrun: join the other processes (see common/distributed.py)
     rank0 = distributed.rank() == 0
-    out = args.out or new_run_dir("results")
-    if not args.resume and rank0:  # rank 0 alone writes OUT
-        prepare_run_dir(out, overwrite=False)
-        with open(os.path.join(out, "config.json"), "w") as f:
-            json.dump({"settings": {k: v for k, v in vars(args).items() if k not in PER_INVOCATION}}, f, indent=2)
-    out = distributed.from_rank0(out)  # the others wait until it exists
+    # rank 0 alone creates OUT; the others wait until it exists
+    out = distributed.from_rank0(open_run_dir(args, PER_INVOCATION, root="results") if rank0 else None)
     log = Log(os.path.join(out, "eval.log")) if rank0 else lambda message: None
     started = time.perf_counter()
     records = load_eval_records(args.data, args.split, args.limit, args.seed)

@@ -27,7 +27,7 @@ import train
 from common.cli import add_model_arguments
 from common.errors import user_errors_are_one_line
 from common.progress import format_duration
-from common.runs import new_run_dir, prepare_run_dir, resumed_settings
+from common.runs import open_run_dir, resumed_settings, run_stage
 from evaluation.report import render
 from lora.checkpoint import latest_checkpoint
 
@@ -89,27 +89,10 @@ def parse_settings(argv) -> argparse.Namespace:
     return args
 
 
-def run_stage(name: str, done: bool, action, timings: dict, timings_path: str) -> None:
-    """Run one stage unless it already finished (resume), and record its wall time."""
-    if done:
-        print(f"== {name}: already done", flush=True)
-        return
-    print(f"== {name}", flush=True)
-    started = time.perf_counter()
-    action()
-    timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
-    with open(timings_path, "w") as f:
-        json.dump(timings, f)
-
-
 def main(argv=None) -> str:
     """Runs the experiment; returns the path of its report.md."""
     args = parse_settings(argv)
-    out = args.out or new_run_dir("runs", prefix="experiment-")
-    if not args.resume:
-        prepare_run_dir(out, overwrite=False)
-        with open(os.path.join(out, "config.json"), "w") as f:
-            json.dump({"settings": {k: v for k, v in vars(args).items() if k not in PER_INVOCATION}}, f, indent=2)
+    out = open_run_dir(args, PER_INVOCATION, prefix="experiment-")
     data, run, evaluation = (os.path.join(out, name) for name in ("data", "train", "eval"))
     timings_path = os.path.join(out, "timings.json")
     timings = json.load(open(timings_path)) if os.path.exists(timings_path) else {}

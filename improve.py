@@ -38,16 +38,14 @@ import generate_data
 import train
 from common.cli import add_model_arguments, load_model_from_args
 from common.errors import PhysloraError, user_errors_are_one_line
-from common.progress import Progress, format_duration
-from common.runs import open_run_dir, resumed_settings
+from common.progress import Log, Progress, format_duration
+from common.runs import open_run_dir, resumed_settings, run_stage
 from common.svg import write_line_chart
 from data.puzzles import parse_difficulty
 from data.schema import load_records, make_record, write_dataset
-from evaluate import Log
 from evaluation.generation import GenerationSettings, answer_records
 from evaluation.metrics import rate, score_record
 from evaluation.parsing import extract_code
-from experiment import run_stage
 from lora.adapter import WEIGHTS_FILE
 from lora.checkpoint import latest_checkpoint
 

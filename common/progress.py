@@ -61,3 +61,15 @@ class Progress:
         if self.interactive and self.line:
             self.stream.write("\n")
             self.stream.flush()
+
+
+class Log:
+    """Print a message and append it to a log file (eval.log, improve.log)."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __call__(self, message: str) -> None:
+        print(message, flush=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(message + "\n")

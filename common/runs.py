@@ -10,6 +10,7 @@ import datetime
 import json
 import os
 import shutil
+import time
 
 from common.errors import PhysloraError
 
@@ -80,6 +81,19 @@ def resumed_settings(parser: argparse.ArgumentParser, args: argparse.Namespace, 
     resumed = argparse.Namespace(**{**saved, **{name: getattr(args, name) for name in per_invocation}})
     resumed.out = args.resume
     return resumed
+
+
+def run_stage(name: str, done: bool, action, timings: dict, timings_path: str) -> None:
+    """Run one stage unless it already finished (resume), and record its wall time."""
+    if done:
+        print(f"== {name}: already done", flush=True)
+        return
+    print(f"== {name}", flush=True)
+    started = time.perf_counter()
+    action()
+    timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
+    with open(timings_path, "w") as f:
+        json.dump(timings, f)
 
 
 def push_to_hub(run_dir: str, repo_id: str) -> str:

@@ -1,6 +1,5 @@
 """Adapters: injection, parameter counts, PEFT file-format interop both ways, merge and export."""
 import json
-import os
 
 import peft
 import pytest
@@ -9,8 +8,7 @@ import transformers
 
 from common.errors import PhysloraError
 from benchmarks.shapes import QWEN25_05B
-from lora.adapter import (LoRASettings, inject, load_adapter, lora_layers, merge_into_base, parameter_counts,
-                          save_adapter)
+from lora.adapter import LoRASettings, inject, load_adapter, lora_layers, merge_into_base, save_adapter
 from model.config import ModelConfig
 from model.transformer import Transformer
 from tiny_models import TINY, make_pair
