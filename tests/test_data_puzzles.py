@@ -9,6 +9,7 @@ import generate_data
 from common.errors import PhysloraError
 from data import puzzles
 from data.schema import load_records
+from evaluation.sandbox import run_tests
 
 CASES_PER_TASK = 3000
 
@@ -103,6 +104,17 @@ def test_the_reference_solution_in_each_target_passes_its_test_cases(generated):
         exec(code, namespace)
         for case in record["answer"]["tests"]:
             assert namespace["solve"](case["input"]) == case["output"]
+
+
+def test_python_eval_fails_every_arithmetic_problem(generated):
+    """eval() divides truly (7 / 2 == 3.5, 8 / 2 == 4.0): the first case of each problem divides, so it fails."""
+    arithmetic = [r for r in generated["train"] if r["task"] == "puzzle_arithmetic"]
+    for record in arithmetic:
+        first = record["answer"]["tests"][0]
+        assert "/" in first["input"]
+        assert not (isinstance(eval(first["input"]), int) and eval(first["input"]) == first["output"])
+    result = run_tests("def solve(expression):\n    return eval(expression)", "solve", arithmetic[0]["answer"]["tests"])
+    assert not result.passed
 
 
 def test_prompts_ask_for_the_signature_and_show_the_first_case(generated):
