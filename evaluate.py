@@ -148,11 +148,11 @@ def main(argv=None) -> dict:
     args = parse_settings(argv)
     distributed.start(args.device)  # under torchrun: join the other processes (see common/distributed.py)
     rank0 = distributed.rank() == 0
+    started = time.perf_counter()
+    records = load_eval_records(args.data, args.split, args.limit, args.seed)  # bad data: no folder left behind
     # rank 0 alone creates OUT; the others wait until it exists
     out = distributed.from_rank0(open_run_dir(args, PER_INVOCATION, root="results") if rank0 else None)
     log = Log(os.path.join(out, "eval.log")) if rank0 else lambda message: None
-    started = time.perf_counter()
-    records = load_eval_records(args.data, args.split, args.limit, args.seed)
     splits = sorted({r["split"] for r in records})
     log(f"data: {len(records)} records from {args.data} ({', '.join(splits)}); output in {out}")
 
@@ -161,6 +161,7 @@ def main(argv=None) -> dict:
         answers[name], seconds[name] = answer_with(args, name, model_name, adapter, records, out, log)
     if not rank0:
         return None  # the other processes only answer their share; rank 0 has every answer
+    model_hashes = {}
     for name, (model_name, adapter) in systems.items():
         entries = answers[name]
         judged = None
@@ -173,7 +174,9 @@ def main(argv=None) -> dict:
             score["output"] = entries[record["id"]]["outputs"][0]
             if args.num_samples > 1:
                 score["outputs"] = entries[record["id"]]["outputs"]
-        identities[name] = {"model": model_name, "model_sha256": fingerprint(resolve(model_name)),
+        if model_name not in model_hashes:  # base and adapted model usually share one (maybe multi-GB) file
+            model_hashes[model_name] = fingerprint(resolve(model_name))
+        identities[name] = {"model": model_name, "model_sha256": model_hashes[model_name],
                             "adapter": adapter,
                             "adapter_sha256": fingerprint(os.path.join(adapter, "adapter_model.safetensors"))
                             if adapter else None}
@@ -188,9 +191,8 @@ def main(argv=None) -> dict:
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump({"settings": settings, "systems": identities, "metrics": metrics, "comparisons": comparisons,
                    "examples": examples}, f, indent=1)
-    settings_lines = [f"- `--{k.replace('_', '-')}` {v}" for k, v in settings.items()]
     with open(os.path.join(out, "report.md"), "w") as f:
-        f.write(render(f"Evaluation of {args.data}", identities, metrics, comparisons, shown, settings_lines))
+        f.write(render(f"Evaluation of {args.data}", identities, metrics, comparisons, shown, settings))
 
     for split in metrics[names[0]]:
         for task in metrics[names[0]][split]:

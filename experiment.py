@@ -15,7 +15,6 @@ and report.md: the side-by-side tables with 95% intervals and McNemar p, confusi
 curve, sample answers, the wall time of each stage and every setting. The last line names the report.
 """
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -24,10 +23,10 @@ import time
 import evaluate
 import generate_data
 import train
-from common.cli import add_model_arguments
+from common.cli import add_model_arguments, as_argv
 from common.errors import user_errors_are_one_line
 from common.progress import format_duration
-from common.runs import open_run_dir, resumed_settings, run_stage
+from common.runs import open_run_dir, read_timings, resumed_settings, run_stage
 from evaluation.report import render
 from lora.checkpoint import latest_checkpoint
 
@@ -95,14 +94,13 @@ def main(argv=None) -> str:
     out = open_run_dir(args, PER_INVOCATION, prefix="experiment-")
     data, run, evaluation = (os.path.join(out, name) for name in ("data", "train", "eval"))
     timings_path = os.path.join(out, "timings.json")
-    timings = json.load(open(timings_path)) if os.path.exists(timings_path) else {}
     started = time.perf_counter()
 
     sizes = ["--train", args.train, "--val", args.val, "--test-seen", args.test_seen, "--test-unseen",
              args.test_unseen]
     run_stage("data", os.path.exists(os.path.join(data, "card.json")), lambda: generate_data.main(
-        _argv("physics", "--out", data, "--seed", args.seed, "--difficulty", args.difficulty, "--overwrite", *sizes)),
-        timings, timings_path)
+        as_argv("physics", "--out", data, "--seed", args.seed, "--difficulty", args.difficulty, "--overwrite", *sizes)),
+        timings_path)
 
     train_args = ["--model", args.model, "--dtype", args.dtype, "--device", args.device, "--data", data,
                   "--rank", args.rank, "--alpha", args.alpha, "--targets", args.targets, "--epochs", args.epochs,
@@ -110,12 +108,12 @@ def main(argv=None) -> str:
                   "--eval-every", args.eval_every, "--seed", args.seed]
     if args.max_steps:
         train_args += ["--max-steps", args.max_steps]
+
     def train_stage():  # continue from the last checkpoint, or (re)start: a run without one has nothing to keep
         checkpoint = latest_checkpoint(run) if os.path.isdir(run) else None
-        train.main(_argv("--resume", run) if checkpoint else _argv(*train_args, "--out", run, "--overwrite"))
+        train.main(as_argv("--resume", run) if checkpoint else as_argv(*train_args, "--out", run, "--overwrite"))
 
-    run_stage("train", os.path.exists(os.path.join(run, "adapter_model.safetensors")), train_stage,
-              timings, timings_path)
+    run_stage("train", os.path.exists(os.path.join(run, "adapter_model.safetensors")), train_stage, timings_path)
 
     eval_args = ["--model", args.model, "--adapter", run, "--data", data, "--split", "test*", "--dtype", args.dtype,
                  "--device", args.device, "--batch-size", args.eval_batch_size, "--seed", args.seed, "--samples", "4"]
@@ -125,21 +123,17 @@ def main(argv=None) -> str:
         eval_args += ["--max-new-tokens", args.max_new_tokens]
     summary = {}
     run_stage("evaluate", False, lambda: summary.update(evaluate.main(
-        _argv("--resume", evaluation) if os.path.exists(os.path.join(evaluation, "config.json"))
-        else _argv(*eval_args, "--out", evaluation))), timings, timings_path)
+        as_argv("--resume", evaluation) if os.path.exists(os.path.join(evaluation, "config.json"))
+        else as_argv(*eval_args, "--out", evaluation))), timings_path)
 
     shutil.copyfile(os.path.join(run, "loss.svg"), os.path.join(out, "loss.svg"))
-    report = os.path.join(out, "report.md")
+    report, timings = os.path.join(out, "report.md"), read_timings(timings_path)
     with open(report, "w") as f:
         f.write(experiment_report(args, summary, timings))
     print(f"experiment done in {format_duration(time.perf_counter() - started)} (stages: "
           f"{', '.join(f'{k} {format_duration(v)}' for k, v in timings.items())}) | {headline(summary)} | "
           f"report: {report}")
     return report
-
-
-def _argv(*items) -> list:
-    return [str(item) for item in items]
 
 
 def headline(summary: dict) -> str:
@@ -160,7 +154,7 @@ def experiment_report(args, summary: dict, timings: dict) -> str:
     evaluation_times = ", ".join(f"{name} {format_duration(s)}" for name, s in summary["seconds"].items())
     preamble = [*REFERENCE, *stages, f"Evaluation time per system: {evaluation_times}.", "",
                 "Training and validation loss per target token:", "", "![loss curve](loss.svg)", ""]
-    settings = [f"- `--{k.replace('_', '-')}` {v}" for k, v in vars(args).items() if k not in PER_INVOCATION]
+    settings = {k: v for k, v in vars(args).items() if k not in PER_INVOCATION}
     return render("Physics-transfer experiment", summary["systems"], summary["metrics"], summary["comparisons"],
                   summary["samples"], settings, preamble=preamble)
 

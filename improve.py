@@ -36,10 +36,10 @@ from collections import Counter, defaultdict
 
 import generate_data
 import train
-from common.cli import add_model_arguments, load_model_from_args
+from common.cli import add_model_arguments, as_argv, load_model_from_args
 from common.errors import PhysloraError, user_errors_are_one_line
 from common.progress import Log, Progress, format_duration
-from common.runs import open_run_dir, resumed_settings, run_stage
+from common.runs import open_run_dir, read_timings, resumed_settings, run_stage
 from common.svg import write_line_chart
 from data.puzzles import parse_difficulty
 from data.schema import load_records, make_record, write_dataset
@@ -226,7 +226,7 @@ def train_on_kept(args, data: str, out: str, previous, kept: int) -> None:
             "--batch-size", args.train_batch_size, "--grad-accum", 1, "--eval-every", 10]
     if previous and not args.restart:
         argv += ["--init-adapter", previous]
-    train.main([str(item) for item in argv])
+    train.main(as_argv(*argv))
 
 
 def write_selection(args, data: str, pool: list, samples: dict, val: list) -> None:
@@ -247,10 +247,9 @@ def run_iteration(args, run: str, i: int, problems: dict, answer, history: list)
     folder = os.path.join(run, f"iter-{i}")
     os.makedirs(folder, exist_ok=True)
     timings_path = os.path.join(folder, "timings.json")
-    timings = json.load(open(timings_path)) if os.path.exists(timings_path) else {}
 
     def stage(name: str, done: bool, action) -> None:
-        run_stage(f"iteration {i}: {name}", done, action, timings, timings_path)
+        run_stage(f"iteration {i}: {name}", done, action, timings_path)
 
     level, trained = next_level(args, history), os.path.join(folder, "train")
     selection = {"samples": 0, "verdicts": {}, "kept": 0, "kept_by_task": {}, "cut_off": 0}
@@ -289,7 +288,7 @@ def run_iteration(args, run: str, i: int, problems: dict, answer, history: list)
             **selection, "greedy_cut_off": sum(greedy[r["id"]]["hit_limit"][0] for r in records),
             "train_loss": next((m["loss"] for m in reversed(losses) if "loss" in m), None),
             "val_loss": next((m["val_loss"] for m in reversed(losses) if "val_loss" in m), None),
-            "adapter": adapter and os.path.relpath(adapter, run), "seconds": sum(timings.values()),
+            "adapter": adapter and os.path.relpath(adapter, run), "seconds": sum(read_timings(timings_path).values()),
             "grokking": grokking([m["pass@1"]["val"]["rate"] for m in history] + [overall["val"]["all"]["rate"]])}
 
 
@@ -300,9 +299,9 @@ def main(argv=None, answer=None) -> dict:
     log = Log(os.path.join(run, "improve.log"))
     folder = os.path.join(run, "problems")
     run_stage("problems", os.path.exists(os.path.join(folder, "card.json")), lambda: generate_data.main(
-        [str(item) for item in ("puzzles", "--out", folder, "--seed", args.seed, "--difficulty", args.difficulty,
-                                "--train", args.train, "--val", args.val, "--test", args.test, "--cases", args.cases,
-                                "--overwrite")]), {}, os.path.join(run, "timings.json"))
+        as_argv("puzzles", "--out", folder, "--seed", args.seed, "--difficulty", args.difficulty, "--train", args.train,
+                "--val", args.val, "--test", args.test, "--cases", args.cases, "--overwrite")),
+        os.path.join(run, "timings.json"))
     problems = {split: load_records(folder, split) for split in SPLITS}
     answer = answer or model_answerer(args)
 

@@ -22,6 +22,11 @@ def add_model_arguments(parser: argparse.ArgumentParser, adapter: bool = True) -
                                  "save_pretrained) to apply on top of --model")
 
 
+def as_argv(*items) -> list:
+    """Command-line arguments for another entry point's main(argv): numbers become strings."""
+    return [str(item) for item in items]
+
+
 def load_model_from_args(args):
     """(model, tokenizer) for --model/--dtype/--device, with --adapter applied if given."""
     from lora.adapter import load_adapter

@@ -83,14 +83,23 @@ def resumed_settings(parser: argparse.ArgumentParser, args: argparse.Namespace, 
     return resumed
 
 
-def run_stage(name: str, done: bool, action, timings: dict, timings_path: str) -> None:
-    """Run one stage unless it already finished (resume), and record its wall time."""
+def read_timings(path: str) -> dict:
+    """stage -> seconds, as `run_stage` recorded them in `path` (empty before the first stage)."""
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def run_stage(name: str, done: bool, action, timings_path: str) -> None:
+    """Run one stage unless it already finished (resume), and add its wall time to `timings_path`."""
     if done:
         print(f"== {name}: already done", flush=True)
         return
     print(f"== {name}", flush=True)
     started = time.perf_counter()
     action()
+    timings = read_timings(timings_path)
     timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
     with open(timings_path, "w") as f:
         json.dump(timings, f)

@@ -47,9 +47,9 @@ def prompt_ids(tokenizer, record: dict) -> list:
     return tokenizer.encode(chat_prompt_text(tokenizer, record["prompt"]))
 
 
-def plan_batches(records: list, tokenizer, batch_size: int) -> list:
+def plan_batches(records: list, prompts: list, batch_size: int) -> list:
     """Lists of record indices: same task (same budget) and similar prompt lengths, in a fixed order."""
-    keyed = sorted(range(len(records)), key=lambda i: (records[i]["task"], -len(prompt_ids(tokenizer, records[i])), i))
+    keyed = sorted(range(len(records)), key=lambda i: (records[i]["task"], -len(prompts[i]), i))
     batches, current = [], []
     for i in keyed:
         if current and (len(current) == batch_size or records[current[0]]["task"] != records[i]["task"]):
@@ -73,16 +73,16 @@ def read_finished(path: str) -> dict:
     return finished
 
 
-def answer_batch(model, tokenizer, records: list, batches: list, number: int, settings: GenerationSettings) -> list:
-    """The outputs entries of batch `number`; its seed depends on its number alone."""
+def answer_batch(model, tokenizer, records: list, prompts: list, batches: list, number: int,
+                 settings: GenerationSettings) -> list:
+    """The outputs entries of batch `number` (prompts[i]: record i's token ids); its seed depends on its number alone."""
     batch = batches[number]
     budget = settings.budget(records[batch[0]]["task"])
-    prompts = [prompt_ids(tokenizer, records[i]) for i in batch]
     samples = []
     for sample in range(settings.samples):
         params = SamplingParams(budget, settings.temperature, 0, settings.top_p,
                                 seed=settings.seed + number + sample * len(batches))
-        samples.append(generate(model, prompts, params, tokenizer.stop_ids, tokenizer.pad_id))
+        samples.append(generate(model, [prompts[i] for i in batch], params, tokenizer.stop_ids, tokenizer.pad_id))
     entries = []
     for row, i in enumerate(batch):
         ids = [sample[row] for sample in samples]
@@ -99,7 +99,8 @@ def answer_records(model, tokenizer, records: list, settings: GenerationSettings
     read). Each batch is generated as in a single process (same rows, same seed): same answers.
     """
     finished = read_finished(path)
-    batches = plan_batches(records, tokenizer, settings.batch_size)
+    prompts = [prompt_ids(tokenizer, record) for record in records]
+    batches = plan_batches(records, prompts, settings.batch_size)
     pending = [number for number, batch in enumerate(batches) if any(records[i]["id"] not in finished for i in batch)]
     progress = Progress(len(batches), start=len(batches) - len(pending))
     world = distributed.world_size()
@@ -107,7 +108,7 @@ def answer_records(model, tokenizer, records: list, settings: GenerationSettings
         for first in range(0, len(pending), world):
             numbers = pending[first:first + world]
             mine = [entry for number in distributed.shard(numbers)
-                    for entry in answer_batch(model, tokenizer, records, batches, number, settings)]
+                    for entry in answer_batch(model, tokenizer, records, prompts, batches, number, settings)]
             entries = distributed.gather(mine)
             finished.update((entry["id"], entry) for entry in entries)
             out.writelines(json.dumps(entry) + "\n" for entry in entries)

@@ -68,7 +68,7 @@ def confusion_table(confusion: dict) -> list:
     return lines
 
 
-def render(title: str, systems: dict, metrics: dict, comparisons: dict, samples: list, settings_lines: list,
+def render(title: str, systems: dict, metrics: dict, comparisons: dict, samples: list, settings: dict,
            preamble: tuple = ()) -> str:
     """The whole report.md: preamble lines, identities, a table per split × task, confusion matrices, samples."""
     names = list(systems)
@@ -88,5 +88,5 @@ def render(title: str, systems: dict, metrics: dict, comparisons: dict, samples:
                       f"*reference:* {sample['target']}", ""]
             lines += [f"*{name}* ({'right' if sample[name]['correct'] else 'wrong'}): {sample[name]['output']}"
                       for name in names] + [""]
-    lines += ["## Settings", "", *settings_lines, ""]
+    lines += ["## Settings", "", *(f"- `--{name.replace('_', '-')}` {value}" for name, value in settings.items()), ""]
     return "\n".join(lines)

@@ -132,9 +132,9 @@ def recording_batches(numbers: list):
     """generation.answer_batch, noting in `numbers` the number of each batch it answers."""
     answer_batch = generation.answer_batch
 
-    def answer(model, tokenizer, records, batches, number, settings):
+    def answer(model, tokenizer, records, prompts, batches, number, settings):
         numbers.append(number)
-        return answer_batch(model, tokenizer, records, batches, number, settings)
+        return answer_batch(model, tokenizer, records, prompts, batches, number, settings)
 
     return answer
 
