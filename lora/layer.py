@@ -13,7 +13,8 @@ u = drop(x) Aᵀ (tokens × r) and g = dy B (tokens × r), the backward pass is
 
 A starts kaiming-uniform and B at zero (as PEFT), so training starts from the base model.
 The only saved activations are x (which autograd keeps alive anyway as the previous
-layer's output) and u (tokens × r); the dropout mask is regenerated from a seed.
+layer's output) and u (tokens × r); the dropout mask is regenerated from a seed (once per
+backward: dx and dA share it).
 
 Two implementations of the same maths share one autograd Function: `TorchOps` below (the
 readable reference, and the CPU path) and the fused Triton kernels in `lora/kernels.py`
@@ -22,6 +23,7 @@ readable reference, and the CPU path) and the fused Triton kernels in `lora/kern
 import importlib.util
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -36,16 +38,22 @@ class TorchOps:
 
     @staticmethod
     def keep_mask(rows, cols, p, seed, device):
-        """Dropout keep-mask (True = kept) for a rows×cols input, a pure function of the seed."""
-        generator = torch.Generator(device=device)
-        generator.manual_seed(seed)
-        return torch.rand((rows, cols), generator=generator, device=device) >= p
+        """Dropout keep-mask (True = kept) for a rows×cols input, a pure function of the seed.
+
+        Drawn as 16-bit integers from numpy's PCG64, which is 3× faster than torch's serial CPU
+        generator (mt19937) and made this mask the largest cost of a CPU training step; p is
+        thereby rounded to a multiple of 2⁻¹⁶ (0.05 keeps 1 − 0.0500031).
+        """
+        draws = np.random.default_rng(seed).integers(0, 2**16, (rows, cols), dtype=np.uint16)
+        return torch.from_numpy(draws >= round(p * 2**16)).to(device)
 
     @staticmethod
-    def dropout(x, p, seed):
+    def dropout(x, p, seed, keep=None):
         if p == 0:
             return x
-        return x * TorchOps.keep_mask(*x.shape, p, seed, x.device) / (1 - p)
+        if keep is None:
+            keep = TorchOps.keep_mask(*x.shape, p, seed, x.device)
+        return x * keep / (1 - p)
 
     @staticmethod
     def lora_forward(x, weight, bias, lora_A, lora_B, scaling, p, seed):
@@ -60,6 +68,9 @@ class TorchOps:
         """Returns (dx, dA, dB), each None unless asked for; dA and dB in the parameters' dtype."""
         dx = dA = dB = None
         A = lora_A.to(dy.dtype)
+        keep = None
+        if p > 0 and (need_dx or need_dA):  # one mask for both; x is not saved when dA is not needed
+            keep = TorchOps.keep_mask(dy.shape[0], lora_A.shape[1], p, seed, dy.device)
         if need_dx or need_dA:
             g = dy @ lora_B.to(dy.dtype)
         if need_dx:
@@ -67,9 +78,9 @@ class TorchOps:
             if p == 0:
                 dx.addmm_(g, A, alpha=scaling)
             else:
-                dx.add_(TorchOps.dropout(g @ A, p, seed), alpha=scaling)
+                dx.add_(TorchOps.dropout(g @ A, p, seed, keep), alpha=scaling)
         if need_dA:
-            dA = (g.t() @ TorchOps.dropout(x, p, seed)).to(lora_A.dtype).mul_(scaling)
+            dA = (g.t() @ TorchOps.dropout(x, p, seed, keep)).to(lora_A.dtype).mul_(scaling)
         if need_dB:
             dB = (dy.t() @ u).to(lora_B.dtype).mul_(scaling)
         return dx, dA, dB
@@ -113,8 +124,11 @@ def lora_linear(x, weight, bias, lora_A, lora_B, scaling, dropout_p=0.0, seed=0,
     The dropout mask is a function of `seed` alone, so forward and backward agree and a test
     can rebuild it with `ops.keep_mask`. backend: 'torch' or 'triton'.
     """
-    rows = x.reshape(-1, x.shape[-1])
-    y = _LoRAFunction.apply(rows, weight, bias, lora_A, lora_B, scaling, dropout_p, seed, _ops(backend))
+    rows, ops = x.reshape(-1, x.shape[-1]), _ops(backend)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (x, lora_A, lora_B)):
+        y = _LoRAFunction.apply(rows, weight, bias, lora_A, lora_B, scaling, dropout_p, seed, ops)
+    else:  # inference: nothing to save, so skip autograd's bookkeeping
+        y = ops.lora_forward(rows, weight, bias, lora_A, lora_B, scaling, dropout_p, seed)[0]
     return y.reshape(*x.shape[:-1], weight.shape[0])
 
 

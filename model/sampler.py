@@ -71,7 +71,9 @@ def generate(model: Transformer, prompts: list, params: SamplingParams, stop_ids
     cache = KVCache(model.config, batch, total_len, dtype, device)
     positions = (is_real[:, :prompt_len].cumsum(-1) - 1).clamp(min=0)
     mask = _prefill_mask(is_real[:, :prompt_len]) if padded else None
-    logits = model(tokens, positions=positions, mask=mask, cache=cache, cache_start=0)[:, -1]
+    # Only the last position's logits are needed: the lm_head over every prompt token would cost
+    # as much as the rest of the prefill, and its output (batch × prompt × vocabulary) the most memory.
+    logits = model.lm_head(model.hidden_states(tokens, positions=positions, mask=mask, cache=cache)[:, -1])
 
     generator = torch.Generator(device=device).manual_seed(params.seed)
     stop = torch.tensor(sorted(stop_ids), dtype=torch.long, device=device)
