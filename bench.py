@@ -9,7 +9,7 @@ import importlib
 from common.errors import user_errors_are_one_line
 
 SUITES = {"lora": "benchmarks.lora_suite", "train": "benchmarks.train_suite",
-          "kernels": "benchmarks.kernels_suite"}
+          "kernels": "benchmarks.kernels_suite", "generate": "benchmarks.generate_suite"}
 
 
 def main(argv=None):

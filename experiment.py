@@ -13,6 +13,10 @@ Stages, each in its own folder of runs/experiment-<timestamp>/ and each resumabl
   eval/   evaluate.py on test_seen and test_unseen: the baseline and the adapted model on the same records
 and report.md: the side-by-side tables with 95% intervals and McNemar p, confusion matrices, the loss
 curve, sample answers, the wall time of each stage and every setting. The last line names the report.
+
+Under torchrun (`torchrun --nproc_per_node 8 experiment.py --device cuda`) rank 0 writes the data,
+training shards the rows of each micro-batch and evaluation the generation batches over the
+processes (see common/distributed.py), and rank 0 writes the report.
 """
 import argparse
 import os
@@ -23,6 +27,7 @@ import time
 import evaluate
 import generate_data
 import train
+from common import distributed
 from common.cli import add_model_arguments, as_argv
 from common.errors import user_errors_are_one_line
 from common.progress import format_duration
@@ -57,12 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     lora.add_argument("--rank", type=int, default=8, help="default: %(default)s")
     lora.add_argument("--alpha", type=float, default=32.0, help="default: %(default)s")
     lora.add_argument("--targets", default="q_proj,v_proj", help="default: %(default)s")
-    lora.add_argument("--epochs", type=int, default=1, help="default: %(default)s")
+    lora.add_argument("--epochs", type=int, default=2, help="default: %(default)s")
     lora.add_argument("--lr", type=float, default=2e-3, help="peak learning rate; default: %(default)s")
     lora.add_argument("--batch-size", type=int, default=8, help="rows per micro-batch; default: %(default)s")
     lora.add_argument("--grad-accum", type=int, default=2, help="micro-batches per step; default: %(default)s")
     lora.add_argument("--max-steps", type=int, default=None, help="stop training after this step; default: all")
-    lora.add_argument("--eval-every", type=int, default=44, help="steps between val losses; default: %(default)s")
+    lora.add_argument("--eval-every", type=int, default=88, help="steps between val losses; default: %(default)s")
     evaluation = parser.add_argument_group("evaluation (evaluate.py)")
     evaluation.add_argument("--eval-batch-size", type=int, default=32, help="default: %(default)s")
     evaluation.add_argument("--max-new-tokens", type=int, default=None,
@@ -89,18 +94,21 @@ def parse_settings(argv) -> argparse.Namespace:
 
 
 def main(argv=None) -> str:
-    """Runs the experiment; returns the path of its report.md."""
+    """Runs the experiment; returns the path of its report.md (None on the other processes under torchrun)."""
     args = parse_settings(argv)
-    out = open_run_dir(args, PER_INVOCATION, prefix="experiment-")
+    distributed.start(args.device)  # under torchrun: join the other processes
+    rank0 = distributed.rank() == 0
+    out = distributed.from_rank0(open_run_dir(args, PER_INVOCATION, prefix="experiment-") if rank0 else None)
     data, run, evaluation = (os.path.join(out, name) for name in ("data", "train", "eval"))
     timings_path = os.path.join(out, "timings.json")
     started = time.perf_counter()
 
     sizes = ["--train", args.train, "--val", args.val, "--test-seen", args.test_seen, "--test-unseen",
              args.test_unseen]
-    run_stage("data", os.path.exists(os.path.join(data, "card.json")), lambda: generate_data.main(
-        as_argv("physics", "--out", data, "--seed", args.seed, "--difficulty", args.difficulty, "--overwrite", *sizes)),
-        timings_path)
+    with distributed.rank0_first():  # rank 0 writes the data; the others then find it done
+        run_stage("data", os.path.exists(os.path.join(data, "card.json")), lambda: generate_data.main(
+            as_argv("physics", "--out", data, "--seed", args.seed, "--difficulty", args.difficulty, "--overwrite",
+                    *sizes)), timings_path)
 
     train_args = ["--model", args.model, "--dtype", args.dtype, "--device", args.device, "--data", data,
                   "--rank", args.rank, "--alpha", args.alpha, "--targets", args.targets, "--epochs", args.epochs,
@@ -110,7 +118,7 @@ def main(argv=None) -> str:
         train_args += ["--max-steps", args.max_steps]
 
     def train_stage():  # continue from the last checkpoint, or (re)start: a run without one has nothing to keep
-        checkpoint = latest_checkpoint(run) if os.path.isdir(run) else None
+        checkpoint = distributed.from_rank0(latest_checkpoint(run) if os.path.isdir(run) else None)
         train.main(as_argv("--resume", run) if checkpoint else as_argv(*train_args, "--out", run, "--overwrite"))
 
     run_stage("train", os.path.exists(os.path.join(run, "adapter_model.safetensors")), train_stage, timings_path)
@@ -122,9 +130,12 @@ def main(argv=None) -> str:
     if args.max_new_tokens:
         eval_args += ["--max-new-tokens", args.max_new_tokens]
     summary = {}
+    resume_evaluation = distributed.from_rank0(os.path.exists(os.path.join(evaluation, "config.json")))
     run_stage("evaluate", False, lambda: summary.update(evaluate.main(
-        as_argv("--resume", evaluation) if os.path.exists(os.path.join(evaluation, "config.json"))
-        else as_argv(*eval_args, "--out", evaluation))), timings_path)
+        as_argv("--resume", evaluation) if resume_evaluation else as_argv(*eval_args, "--out", evaluation)) or {}),
+        timings_path)
+    if not rank0:
+        return None  # rank 0 writes the report
 
     shutil.copyfile(os.path.join(run, "loss.svg"), os.path.join(out, "loss.svg"))
     report, timings = os.path.join(out, "report.md"), read_timings(timings_path)

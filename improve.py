@@ -26,6 +26,9 @@ RUN (default runs/improve-<timestamp>/) holds config.json, problems/, metrics.js
 iteration), accuracy.svg, improve.log and iter-N/: samples.jsonl, data/ (the kept programs: train.jsonl,
 card.json), train/ (the train.py run: its adapter is the iteration's checkpoint), eval.jsonl, done.json.
 --resume RUN skips finished iterations and continues the unfinished stage.
+
+Under torchrun the processes share the sampling and the evaluation batches and train together (see
+common/distributed.py); rank 0 verifies, writes and logs, and tells the others each iteration's metrics.
 """
 import argparse
 import json
@@ -36,6 +39,7 @@ from collections import Counter, defaultdict
 
 import generate_data
 import train
+from common import distributed
 from common.cli import add_model_arguments, as_argv, load_model_from_args
 from common.errors import PhysloraError, user_errors_are_one_line
 from common.progress import Log, Progress, format_duration
@@ -256,13 +260,16 @@ def run_iteration(args, run: str, i: int, problems: dict, answer, history: list)
     if i > 0:
         previous, data, samples = adapter_after(run, i - 1), os.path.join(folder, "data"), {}
         card = os.path.join(data, "card.json")
+        selected = distributed.from_rank0(os.path.exists(card))  # every process takes the same branches
         pool = [r for r in problems["train"] if r["meta"]["difficulty"] <= level]
         sampling = GenerationSettings(args.batch_size, args.max_new_tokens, args.samples, args.temperature,
                                       args.top_p, args.seed + 1000 * i)  # fresh samples every iteration
         stage(f"sample {args.samples} programs for each of {len(pool)} train problems (difficulty <= {level})",
-              os.path.exists(card),
+              selected,
               lambda: samples.update(answer(previous, pool, sampling, os.path.join(folder, "samples.jsonl"))))
-        stage("verify", os.path.exists(card), lambda: write_selection(args, data, pool, samples, problems["val"]))
+        with distributed.rank0_first():  # rank 0 has every sample (the others, their share): it verifies
+            stage("verify", selected or distributed.rank() > 0,
+                  lambda: write_selection(args, data, pool, samples, problems["val"]))
         with open(card) as f:
             selection = {key: value for key, value in json.load(f).items() if key in selection}
         stage(f"train on {selection['kept']} kept programs",
@@ -274,9 +281,12 @@ def run_iteration(args, run: str, i: int, problems: dict, answer, history: list)
     def evaluate():
         greedy.update(answer(adapter, records, GenerationSettings(args.batch_size, args.max_new_tokens),
                              os.path.join(folder, "eval.jsonl")))
-        checked.extend(check_programs(records, greedy, args.code_timeout))
+        if distributed.rank() == 0:
+            checked.extend(check_programs(records, greedy, args.code_timeout))
 
     stage(f"evaluate pass@1 (greedy) on {len(records)} problems", False, evaluate)
+    if distributed.rank() > 0:
+        return None  # rank 0 alone has every answer; it sends the metrics to the others
     losses = []
     if os.path.exists(os.path.join(trained, "metrics.jsonl")):
         with open(os.path.join(trained, "metrics.jsonl")) as f:
@@ -295,13 +305,16 @@ def run_iteration(args, run: str, i: int, problems: dict, answer, history: list)
 def main(argv=None, answer=None) -> dict:
     """Runs the loop; returns {"run": folder, "metrics": one dict per iteration}. `answer`: see model_answerer."""
     args = parse_settings(argv)
-    run = open_run_dir(args, PER_INVOCATION, prefix="improve-")
-    log = Log(os.path.join(run, "improve.log"))
+    distributed.start(args.device)  # under torchrun: join the other processes
+    rank0 = distributed.rank() == 0
+    run = distributed.from_rank0(open_run_dir(args, PER_INVOCATION, prefix="improve-") if rank0 else None)
+    log = Log(os.path.join(run, "improve.log") if rank0 else os.devnull)
     folder = os.path.join(run, "problems")
-    run_stage("problems", os.path.exists(os.path.join(folder, "card.json")), lambda: generate_data.main(
-        as_argv("puzzles", "--out", folder, "--seed", args.seed, "--difficulty", args.difficulty, "--train", args.train,
-                "--val", args.val, "--test", args.test, "--cases", args.cases, "--overwrite")),
-        os.path.join(run, "timings.json"))
+    with distributed.rank0_first():  # rank 0 writes the problems; the others then find them done
+        run_stage("problems", os.path.exists(os.path.join(folder, "card.json")), lambda: generate_data.main(
+            as_argv("puzzles", "--out", folder, "--seed", args.seed, "--difficulty", args.difficulty,
+                    "--train", args.train, "--val", args.val, "--test", args.test, "--cases", args.cases,
+                    "--overwrite")), os.path.join(run, "timings.json"))
     problems = {split: load_records(folder, split) for split in SPLITS}
     answer = answer or model_answerer(args)
 
@@ -311,13 +324,15 @@ def main(argv=None, answer=None) -> dict:
             history.append(json.load(f))
     for i in range(len(history), args.iterations + 1):
         try:
-            metrics = run_iteration(args, run, i, problems, answer, history)
+            metrics = distributed.from_rank0(run_iteration(args, run, i, problems, answer, history))
         except KeyboardInterrupt:
             raise PhysloraError(f"interrupted in iteration {i}; continue with: python improve.py --resume {run}") \
                 from None
+        history.append(metrics)
+        if not rank0:
+            continue
         with open(os.path.join(run, f"iter-{i}", "done.json"), "w") as f:
             json.dump(metrics, f, indent=1)
-        history.append(metrics)
         with open(os.path.join(run, "metrics.jsonl"), "w") as f:
             f.writelines(json.dumps(m) + "\n" for m in history)
         write_line_chart(os.path.join(run, "accuracy.svg"),

@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--pack", action="store_true",
                       help="pack several examples per row (no attention or position leakage) instead of "
                            "length-bucketed padded batches")
+    data.add_argument("--pad-multiple", type=int, default=32,
+                      help="pad each micro-batch's length up to a multiple of this: a few distinct matmul shapes "
+                           "instead of one per batch (on CPU, oneDNN keeps kernels and buffers per shape, which "
+                           "grew a run's memory by GBs and slowed it by a third); default: %(default)s")
     lora = parser.add_argument_group("LoRA")
     lora.add_argument("--rank", type=int, default=8, help="default: %(default)s")
     lora.add_argument("--alpha", type=float, default=16.0, help="the update is scaled by alpha / rank; "
@@ -122,7 +126,7 @@ def parse_settings(argv) -> argparse.Namespace:
 def check_settings(args) -> None:
     at_least = (("--rank", args.rank, 1), ("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
                 ("--grad-accum", args.grad_accum, 1), ("--eval-every", args.eval_every, 1),
-                ("--max-len", args.max_len, 2), ("--max-steps", args.max_steps, 1),
+                ("--max-len", args.max_len, 2), ("--max-steps", args.max_steps, 1), ("--pad-multiple", args.pad_multiple, 1),
                 ("--warmup-steps", args.warmup_steps, 0), ("--weight-decay", args.weight_decay, 0),
                 ("--grad-clip", args.grad_clip, 0))
     for flag, value, low in at_least:
@@ -196,13 +200,13 @@ def train_window(model, batches: list, ddp=None) -> float:
 
 
 @torch.no_grad()
-def evaluate(model, examples: list, batch_size: int, pad_id: int, device) -> float:
+def evaluate(model, examples: list, batch_size: int, pad_id: int, device, pad_multiple: int = 1) -> float:
     """Mean loss per target token over every example (dropout off); under torchrun each process takes its
     share of the batches, and every process gets the same result."""
     model.eval()
     total = targets = 0
     for rows in distributed.shard(evaluation_batches([len(e.input_ids) for e in examples], batch_size)):
-        batch = collate(examples, rows, pad_id, device)
+        batch = collate(examples, rows, pad_id, device, pad_multiple)
         total += next_token_loss(model.hidden_states(batch.input_ids), model.lm_head.weight, batch.labels).item()
         targets += batch.target_tokens
     model.train()
@@ -289,7 +293,8 @@ def main(argv=None):
     if state["step"] >= last_step:
         raise PhysloraError(f"--resume {run_dir}: already at step {state['step']} of {last_step}; "
                             f"{'nothing left to train' if last_step == total_steps else 'pass a larger --max-steps'}")
-    plan_padding = padding_share(train_examples, [rows for _, batches in windows for rows in batches])
+    plan_padding = padding_share(train_examples, [rows for _, batches in windows for rows in batches],
+                                 args.pad_multiple)
     print(f"model {args.model} ({args.dtype}): {counts['total']:,} parameters, {counts['trainable']:,} trainable "
           f"({counts['percent']:.2f}%, LoRA r={args.rank} on {args.targets})")
     for name, report in (("train", train_report), ("val", val_report)):
@@ -316,7 +321,7 @@ def main(argv=None):
         if rank0:
             with open(os.path.join(run_dir, "config.json"), "w") as f:
                 json.dump(config, f, indent=2)
-        val_loss = evaluate(model, val_examples, args.batch_size, tokenizer.pad_id, args.device)
+        val_loss = evaluate(model, val_examples, args.batch_size, tokenizer.pad_id, args.device, args.pad_multiple)
         metrics.append({"step": 0, "epoch": 0.0, "val_loss": val_loss})
         append_jsonl(metrics_path, metrics[-1])
         print(f"step 0: val loss {val_loss:.4f} ({'the initial adapter' if args.init_adapter else 'the base model'})")
@@ -335,8 +340,8 @@ def main(argv=None):
                 group["lr"] = lr
             # Under torchrun each process takes its share of the rows of every micro-batch; one left without
             # rows runs a row of padding (no target: zero gradient), as every process joins DDP's gradient sum.
-            batches = [collate(train_examples, distributed.shard(rows) or [[]], tokenizer.pad_id, args.device)
-                       for rows in micro_batches]
+            batches = [collate(train_examples, distributed.shard(rows) or [[]], tokenizer.pad_id, args.device,
+                               args.pad_multiple) for rows in micro_batches]
             loss = train_window(model, batches, ddp)
             grad_norm = float(torch.nn.utils.clip_grad_norm_(parameters, args.grad_clip or math.inf))
             for what, value in (("the training loss", loss), ("the gradient norm", grad_norm)):
@@ -356,7 +361,7 @@ def main(argv=None):
             progress.update(step, f"loss {loss:.4f} | {tokens / seconds:.0f} tok/s")
 
             if step % args.eval_every == 0 or step == last_step:
-                val_loss = evaluate(model, val_examples, args.batch_size, tokenizer.pad_id, args.device)
+                val_loss = evaluate(model, val_examples, args.batch_size, tokenizer.pad_id, args.device, args.pad_multiple)
                 if not math.isfinite(val_loss):
                     raise stop("the val loss", val_loss, step, run_dir, args)
                 if state["best"] is None or val_loss < state["best"]["val_loss"]:

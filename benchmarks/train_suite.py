@@ -9,6 +9,18 @@ the way a user would), the same batch of 4 × 256 tokens with every next token a
 Each configuration runs in a fresh process, so its peak RSS is its own: the peak is reset
 (/proc/self/clear_refs) after the warm-up step and read (VmHWM) after the timed steps, so it is
 the memory one optimizer step needs, weights included. tokens/s = tokens / median step time.
+
+--workloads physics: the realistic workload, useful (target) tokens per second. The default model
+(SmolLM2-135M-Instruct, real weights, exported once as an HF folder) trains on the physics train
+set (generate_data.py physics, seed 0), batch 8 × 2 accumulation, LoRA r=8 alpha 32 on q,v:
+  trainer    transformers' Trainer + peft, every example padded to one fixed length (the reference
+             notebook's recipe; here the longest example rounded up to 64 tokens, so none is cut),
+             labels on every real token, as its causal-LM collator does
+  physlora   train.py's loop: length-bucketed batches with dynamic padding, loss on the answer only,
+             the lm_head skipped for positions without a target
+Both see the same token ids (our tokenizer and chat template) and the same examples. The first
+optimizer step is a warm-up; the next --physics-steps are timed; useful tokens/s = the answer
+tokens of the timed steps / their time.
 """
 import functools
 import multiprocessing
@@ -20,7 +32,7 @@ import time
 
 import torch
 
-from benchmarks.shapes import QWEN25_05B
+from benchmarks.shapes import QWEN25_05B, write_random_folder
 from benchmarks.timing import environment, format_row, peak_rss_gib, reset_peak_rss, save_results
 from common.errors import PhysloraError
 
@@ -35,23 +47,12 @@ def add_arguments(parser):
     parser.add_argument("--steps", type=int, default=3, help="timed optimizer steps after one warm-up step")
     parser.add_argument("--layers", type=int, default=QWEN25_05B["num_hidden_layers"],
                         help="fewer layers for a quick look (default: Qwen2.5-0.5B's 24)")
+    parser.add_argument("--workloads", nargs="+", choices=("equal", "physics"), default=["equal", "physics"],
+                        help="equal: every token labelled (speed and memory); physics: the realistic workload "
+                             "(useful tokens/s); default: both")
+    parser.add_argument("--physics-steps", type=int, default=6,
+                        help="timed optimizer steps of the physics workload (16 examples each); default: 6")
     parser.add_argument("--no-save", action="store_true", help="print the table only")
-
-
-def write_random_model(folder, layers):
-    """A random-weight Qwen2.5-0.5B-shaped HF folder (config.json + model.safetensors), fp32."""
-    from model.config import ModelConfig
-    from model.export import export_hf_folder
-    from model.transformer import Transformer
-
-    torch.manual_seed(0)
-    model = Transformer(ModelConfig.from_hf({**QWEN25_05B, "num_hidden_layers": layers}))
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "norm" not in name:
-                param.normal_(0, 0.02)
-
-    export_hf_folder(model, None, folder)  # the benchmark feeds token ids
 
 
 def physlora_step(folder, dtype, batch, lora, checkpointing=False):
@@ -115,12 +116,23 @@ def measure(method, folder, dtype_name, batch_shape, steps):
 
 
 def run(args):
+    if "equal" in args.workloads:
+        run_equal_work(args)
+    if "physics" in args.workloads:
+        run_physics(args)
+
+
+def require_oracles():
     try:
         import peft  # noqa: F401
         import transformers  # noqa: F401
     except ImportError:
         raise PhysloraError("bench.py train: needs transformers and peft; "
                             "pip install -r requirements-dev.txt") from None
+
+
+def run_equal_work(args):
+    require_oracles()
     env = environment("cpu")
     tokens = args.batch * args.tokens
     print(f"{env['device']}, torch {env['torch']}, {args.layers}-layer Qwen2.5-0.5B shape, batch {args.batch} × "
@@ -130,7 +142,7 @@ def run(args):
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = os.path.join(tmp, "qwen2.5-0.5b-random")
-        write_random_model(folder, args.layers)
+        write_random_folder({**QWEN25_05B, "num_hidden_layers": args.layers}, folder)
         for dtype_name in args.dtypes:
             measured = {}
             for method in METHODS:
@@ -149,3 +161,114 @@ def run(args):
     if not args.no_save:
         payload = {"batch": args.batch, "tokens": args.tokens, "layers": args.layers, "rows": rows}
         print("saved", save_results("cpu", "train", "+".join(args.dtypes), payload))
+
+
+PHYSICS_LORA = dict(r=8, lora_alpha=32, lora_dropout=0.05, target_modules=["q_proj", "v_proj"])
+PHYSICS_BATCH, PHYSICS_ACCUMULATION = 8, 2
+
+
+def physics_examples(count):
+    """(HF folder of the default model, its pad id, `count` encoded physics train examples)."""
+    from data.batching import encode_records
+    from data.physics_dataset import generate
+    from model.export import export_hf_folder
+    from model.loading import load_model
+
+    folder = os.path.join(tempfile.mkdtemp(prefix="physlora-bench-"), "smollm2-135m-instruct")
+    model, tokenizer = load_model("smollm2-135m-instruct")
+    export_hf_folder(model, tokenizer, folder)
+    splits, _ = generate({"train": count, "val": 0, "test_seen": 0, "test_unseen": 0}, seed=0, difficulty=0.2)
+    return folder, tokenizer.pad_id, encode_records(splits["train"][:count], tokenizer, 512).examples
+
+
+def physlora_physics(folder, pad_id, examples, steps):
+    """Seconds and answer tokens of `steps` optimizer steps of train.py's loop, after one warm-up step."""
+    import train
+    from data.batching import collate, training_windows
+    from lora.adapter import LoRASettings, inject
+    from model.weights import build_model, read_hf_folder
+
+    model = build_model(*read_hf_folder(folder), torch.bfloat16, "cpu", source=folder)
+    inject(model, LoRASettings(rank=PHYSICS_LORA["r"], alpha=PHYSICS_LORA["lora_alpha"],
+                               dropout=PHYSICS_LORA["lora_dropout"], targets=tuple(PHYSICS_LORA["target_modules"])))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=2e-4)
+    windows = training_windows([len(e.input_ids) for e in examples], PHYSICS_BATCH, PHYSICS_ACCUMULATION, 1, seed=0)
+    seconds, answer_tokens = 0.0, 0
+    for step, (_, window) in enumerate(windows[:steps + 1]):
+        start = time.perf_counter()
+        batches = [collate(examples, rows, pad_id) for rows in window]
+        train.train_window(model.train(), batches)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if step > 0:  # the first step warms up
+            seconds += time.perf_counter() - start
+            answer_tokens += sum(batch.target_tokens for batch in batches)
+    return {"seconds": seconds, "answer_tokens": answer_tokens}
+
+
+def trainer_physics(folder, pad_id, examples, steps):
+    """The same for transformers' Trainer + peft, every example padded to one length."""
+    import peft
+    import transformers
+
+    length = -(-max(len(e.input_ids) for e in examples) // 64) * 64
+    rows = [{"input_ids": e.input_ids + [pad_id] * (length - len(e.input_ids)),
+             "attention_mask": [1] * len(e.input_ids) + [0] * (length - len(e.input_ids)),
+             "labels": e.input_ids + [-100] * (length - len(e.input_ids)),
+             "answer_tokens": len(e.input_ids) - e.prompt_length} for e in examples]
+    answer_tokens = []  # per micro-batch, in the order the Trainer (which shuffles) consumed them
+
+    def collate(features):
+        answer_tokens.append(sum(f["answer_tokens"] for f in features))
+        return transformers.default_data_collator([{k: v for k, v in f.items() if k != "answer_tokens"}
+                                                   for f in features])
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16)
+    model = peft.get_peft_model(model, peft.LoraConfig(task_type="CAUSAL_LM", **PHYSICS_LORA))
+    step_times = []
+
+    class StepTimer(transformers.TrainerCallback):
+        def on_step_begin(self, *_, **__):
+            self.start = time.perf_counter()
+
+        def on_step_end(self, *_, **__):
+            step_times.append(time.perf_counter() - self.start)
+
+    settings = transformers.TrainingArguments(
+        output_dir=tempfile.mkdtemp(prefix="physlora-bench-trainer-"), per_device_train_batch_size=PHYSICS_BATCH,
+        gradient_accumulation_steps=PHYSICS_ACCUMULATION, max_steps=steps + 1, learning_rate=2e-4,
+        max_grad_norm=1.0, lr_scheduler_type="constant", logging_strategy="no", save_strategy="no",
+        report_to=[], use_cpu=True, dataloader_num_workers=0, seed=0, disable_tqdm=True)
+    transformers.Trainer(model=model, args=settings, train_dataset=rows, data_collator=collate,
+                         callbacks=[StepTimer()]).train()
+    return {"seconds": sum(step_times[1:]), "answer_tokens": sum(answer_tokens[PHYSICS_ACCUMULATION:]),
+            "padded_length": length}
+
+
+def run_physics(args):
+    require_oracles()
+    env = environment("cpu")
+    folder, pad_id, examples = physics_examples((args.physics_steps + 1) * PHYSICS_BATCH * PHYSICS_ACCUMULATION)
+    print(f"{env['device']}, torch {env['torch']}, SmolLM2-135M-Instruct bf16 on the physics train set, "
+          f"{args.physics_steps} optimizer steps of {PHYSICS_BATCH} × {PHYSICS_ACCUMULATION} examples after a warm-up")
+    context = multiprocessing.get_context("spawn")
+    measured = {}
+    for method, measure_physics in (("trainer", trainer_physics), ("physlora", physlora_physics)):
+        with ProcessPoolExecutor(max_workers=1, mp_context=context) as fresh_process:
+            measured[method] = fresh_process.submit(measure_physics, folder, pad_id, examples,
+                                                    args.physics_steps).result()
+    rows = []
+    for method, m in measured.items():
+        useful = m["answer_tokens"] / m["seconds"]
+        rows.append({"method": method, "useful_tokens_per_s": useful, "seconds": m["seconds"],
+                     "answer_tokens": m["answer_tokens"],
+                     "speedup": useful / (measured["trainer"]["answer_tokens"] / measured["trainer"]["seconds"])})
+        print(f"  {method:9s} {useful:8.1f} answer tokens/s ({m['answer_tokens']} in {m['seconds']:.1f}s)"
+              f"  {rows[-1]['speedup']:.2f}x the Trainer", flush=True)
+    if not args.no_save:
+        payload = {"model": "smollm2-135m-instruct", "dtype": "bf16", "steps": args.physics_steps,
+                   "batch": PHYSICS_BATCH, "accumulation": PHYSICS_ACCUMULATION,
+                   "trainer_padded_length": measured["trainer"]["padded_length"], "rows": rows}
+        print("saved", save_results("cpu", "train", "physics", payload))

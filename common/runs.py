@@ -12,6 +12,7 @@ import os
 import shutil
 import time
 
+from common import distributed
 from common.errors import PhysloraError
 
 RUNS_ROOT = "runs"
@@ -92,13 +93,16 @@ def read_timings(path: str) -> dict:
 
 
 def run_stage(name: str, done: bool, action, timings_path: str) -> None:
-    """Run one stage unless it already finished (resume), and add its wall time to `timings_path`."""
+    """Run one stage unless it already finished (resume), and add its wall time to `timings_path`
+    (rank 0's, under torchrun)."""
     if done:
         print(f"== {name}: already done", flush=True)
         return
     print(f"== {name}", flush=True)
     started = time.perf_counter()
     action()
+    if distributed.rank() > 0:
+        return
     timings = read_timings(timings_path)
     timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
     with open(timings_path, "w") as f:

@@ -141,9 +141,15 @@ def evaluation_batches(lengths: list, micro_batch: int) -> list:
     return [[[i] for i in order[k:k + micro_batch]] for k in range(0, len(order), micro_batch)]
 
 
-def collate(examples: list, rows: list, pad_id: int, device="cpu") -> Batch:
-    """Tensors for a micro-batch, right-padded to its longest row (a row of no example: one padding token)."""
-    width = max(1, *(sum(len(examples[i].input_ids) for i in row) for row in rows))
+def batch_width(lengths: list, multiple: int = 1) -> int:
+    """Padded length of a micro-batch whose rows hold `lengths` tokens: the longest, rounded up to `multiple`."""
+    return -(-max(1, *lengths) // multiple) * multiple
+
+
+def collate(examples: list, rows: list, pad_id: int, device="cpu", multiple: int = 1) -> Batch:
+    """Tensors for a micro-batch, right-padded to its longest row rounded up to `multiple` tokens (a row of
+    no example: padding only). A multiple bounds the number of distinct shapes the matmuls see in a run."""
+    width = batch_width([sum(len(examples[i].input_ids) for i in row) for row in rows], multiple)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
     positions = torch.zeros((len(rows), width), dtype=torch.long)
@@ -171,12 +177,12 @@ def collate(examples: list, rows: list, pad_id: int, device="cpu") -> Batch:
     return batch
 
 
-def padding_share(examples: list, plan: list) -> float:
-    """Share of padding among all token slots of these micro-batches."""
+def padding_share(examples: list, plan: list, multiple: int = 1) -> float:
+    """Share of padding among all token slots of these micro-batches (collated with `multiple`)."""
     slots = real = 0
     for rows in plan:
         lengths = [sum(len(examples[i].input_ids) for i in row) for row in rows]
-        slots += len(rows) * max(lengths)
+        slots += len(rows) * batch_width(lengths, multiple)
         real += sum(lengths)
     return 1 - real / slots if slots else 0.0
 

@@ -30,6 +30,17 @@ from model import kernels
 
 IGNORE_INDEX = -100  # label of a position that is not scored (prompt, padding), as in PyTorch and HF
 CHUNK_BYTES = 128 * 2**20  # fp32 logits per chunk: 220 rows of Qwen2.5's vocabulary, 682 of SmolLM2's
+# The lm_head matmuls run on chunks padded with zero rows to a multiple of ROW_MULTIPLE: the number of
+# target tokens differs in every batch, and on CPU oneDNN keeps kernels and buffers for each new shape.
+ROW_MULTIPLE = 64
+
+
+def _padded_matmul(rows: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    """rows @ matrix, computed with rows padded by zeros to a multiple of ROW_MULTIPLE (same result)."""
+    padding = -len(rows) % ROW_MULTIPLE
+    if padding:
+        rows = torch.cat((rows, rows.new_zeros(padding, rows.shape[1])))
+    return (rows @ matrix)[:len(rows) - padding]
 
 
 class _ChunkedCrossEntropy(torch.autograd.Function):
@@ -43,11 +54,11 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         for start in range(0, len(hidden), chunk_rows):
             rows = slice(start, start + chunk_rows)
-            logits = hidden[rows] @ weight.t()
+            logits = _padded_matmul(hidden[rows], weight.t())
             loss, grad_logits = ops.cross_entropy_(logits, targets[rows], need_hidden or need_weight)
             total += loss
             if need_hidden:
-                grad_hidden[rows] = grad_logits.to(hidden.dtype) @ weight
+                grad_hidden[rows] = _padded_matmul(grad_logits.to(hidden.dtype), weight)
             if need_weight:
                 grad_weight.addmm_(grad_logits.t().float(), hidden[rows].float())  # Triton's is in the logits' dtype
         ctx.save_for_backward(grad_hidden, None if grad_weight is None else grad_weight.to(weight.dtype))

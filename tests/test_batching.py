@@ -112,3 +112,17 @@ def test_a_packed_row_has_the_summed_loss_of_its_examples_alone():
         assert packed.target_tokens == 5 + 3 + 3
         alone = sum(loss(collate(examples, [[i]], pad_id=0)) for i in (0, 1, 1))
         assert abs(loss(packed) - alone) <= 1e-4
+
+
+def test_padding_to_a_multiple_adds_unlabelled_pads_and_leaves_the_loss_unchanged():
+    _, model = make_pair("qwen2-tied")
+    generator = torch.Generator().manual_seed(2)
+    examples = [Example(torch.randint(1, TINY["vocab_size"], (n,), generator=generator).tolist(), 3) for n in (9, 6)]
+    plain, padded = collate(examples, [[0], [1]], pad_id=0), collate(examples, [[0], [1]], pad_id=0, multiple=8)
+    assert plain.input_ids.shape[1] == 9 and padded.input_ids.shape[1] == 16
+    assert (padded.labels[:, 9:] == IGNORE_INDEX).all() and (padded.input_ids[:, 9:] == 0).all()
+    assert (padded.target_tokens, padded.tokens, padded.padding_tokens) == (plain.target_tokens, 15, 17)
+    assert padding_share(examples, [[[0], [1]]], multiple=8) == 17 / 32
+    with torch.no_grad():
+        losses = [next_token_loss(model.hidden_states(b.input_ids), model.lm_head.weight, b.labels) for b in (plain, padded)]
+    assert abs(losses[0] - losses[1]) <= 1e-5

@@ -1,4 +1,4 @@
-"""train.py and evaluate.py on two processes (torch.distributed, gloo on CPU) compute what one process does.
+"""train.py, evaluate.py, experiment.py and improve.py on two processes (torch.distributed, gloo on CPU) compute what one process does.
 
 The processes start as torchrun starts them (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR and
 MASTER_PORT in their environment), through torch.multiprocessing so that a test can look inside
@@ -20,12 +20,15 @@ from safetensors.torch import load_file
 from torch.nn.parallel import DistributedDataParallel
 
 import evaluate
+import experiment
+import improve
 import train
 from common import distributed
 from data.batching import collate
 from evaluation import generation
 from lora.checkpoint import latest_checkpoint
 from test_evaluate import adapter, scenario, tiny, write_jsonl  # noqa: F401 (adapter and tiny are fixtures)
+from test_improve import TinyModel, settings as improve_flags
 from test_train import metrics, write_data
 from test_train_steps import adapted_model_and_examples, lora_gradients, max_difference
 
@@ -200,3 +203,34 @@ def test_a_two_process_run_resumed_by_one_process_ends_as_one_process_alone(tiny
         assert metrics(tmp_path / "split", key) == pytest.approx(metrics(tmp_path / "alone", key), rel=1e-6)
     a, b = (load_file(tmp_path / run / "adapter_model.safetensors") for run in ("split", "alone"))
     assert max_difference([a[k] for k in sorted(a)], [b[k] for k in sorted(b)]) <= TOLERANCE
+
+
+def test_a_two_process_experiment_writes_one_report_and_answers_as_one_process_does(tiny, tmp_path):
+    flags = ["--quick", "--model", tiny, "--dtype", "fp32", "--max-new-tokens", "6"]
+    launch(experiment.main, [*flags, "--out", str(tmp_path / "two")])
+    experiment.main([*flags, "--out", str(tmp_path / "one")])
+    two, one = tmp_path / "two", tmp_path / "one"
+    assert set(json.loads((two / "timings.json").read_text())) == {"data", "train", "evaluate"}
+    assert "| test_unseen · physics_scenario | base | lora |" in (two / "report.md").read_text()
+    assert (two / "data" / "train.jsonl").read_text() == (one / "data" / "train.jsonl").read_text()
+    with open(two / "train" / "metrics.jsonl") as f:
+        assert max(m["step"] for m in map(json.loads, f)) == 6
+    # The base model's answers do not depend on training: sharded generation must give the same ones.
+    assert (two / "eval" / "outputs-base.jsonl").read_text() == (one / "eval" / "outputs-base.jsonl").read_text()
+    examples = json.loads((two / "eval" / "results.json").read_text())["examples"]
+    assert len(examples) == len({e["id"] for e in examples}) == 24
+
+
+def test_a_two_process_improve_run_samples_verifies_and_keeps_what_one_process_does(tiny, tmp_path):
+    flags = ["--iterations", "1", "--samples", "2", "--max-new-tokens", "8", "--batch-size", "4"]
+    launch(improve.main, improve_flags(tiny, tmp_path / "two", *flags), TinyModel(tiny))
+    one = improve.main(improve_flags(tiny, tmp_path / "one", *flags), answer=TinyModel(tiny))["metrics"]
+    with open(tmp_path / "two" / "metrics.jsonl") as f:
+        two = [json.loads(line) for line in f]
+    # Training draws other dropout masks on two processes: its losses may differ, nothing else.
+    differ = {"seconds", "train_loss", "val_loss"}
+    assert [{k: v for k, v in m.items() if k not in differ} for m in two] == \
+           [{k: v for k, v in m.items() if k not in differ} for m in one]
+    assert two[1]["kept"] > 0 and (tmp_path / "two" / "iter-1" / "train" / "adapter_model.safetensors").exists()
+    for name in ("samples.jsonl", "eval.jsonl"):
+        assert (tmp_path / "two" / "iter-1" / name).read_text() == (tmp_path / "one" / "iter-1" / name).read_text()

@@ -154,11 +154,13 @@ class TinyModel:
     interrupted while its second line was being written."""
 
     def __init__(self, tiny, cut_at=None):
-        self.real = improve.model_answerer(argparse.Namespace(model=tiny, dtype="fp32", device="cpu"))
+        self.tiny, self.real = tiny, None  # the sampler is made on first use: the object pickles to a process
         self.cut_at, self.paths = cut_at, []
 
     def __call__(self, adapter, records, settings, path):
         self.paths.append(os.path.relpath(path, os.path.dirname(os.path.dirname(path))))
+        if self.real is None:
+            self.real = improve.model_answerer(argparse.Namespace(model=self.tiny, dtype="fp32", device="cpu"))
         entries = self.real(adapter, records, settings, path)
         if self.cut_at and path.endswith(os.path.join(f"iter-{self.cut_at}", "samples.jsonl")):
             with open(path) as f:
@@ -168,7 +170,8 @@ class TinyModel:
             raise KeyboardInterrupt
         if settings.samples > 1:
             for record in records:
-                entries[record["id"]]["outputs"].append(block(RIGHT[record["task"]]))
+                if record["id"] in entries:  # under torchrun, processes other than rank 0 hold their share only
+                    entries[record["id"]]["outputs"].append(block(RIGHT[record["task"]]))
         return entries
 
 

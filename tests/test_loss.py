@@ -3,7 +3,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.loss import IGNORE_INDEX, chunked_cross_entropy, next_token_loss
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from model.loss import IGNORE_INDEX, ROW_MULTIPLE, chunked_cross_entropy, next_token_loss
 
 VOCAB, HIDDEN = 97, 16
 
@@ -55,3 +57,26 @@ def test_next_token_loss_scores_only_labelled_next_tokens():
     assert abs(loss.item() - reference.item()) <= 1e-5 * reference.item()
     grad, = torch.autograd.grad(loss, hidden)
     assert grad[0, :3].abs().sum() == 0 and grad[1, 5:].abs().sum() == 0  # positions with no labelled next token
+
+
+class MatmulRows(TorchDispatchMode):
+    """Records the row count of every matrix product run inside it."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in (torch.ops.aten.mm.default, torch.ops.aten.addmm.default):
+            self.rows.append(args[-2].shape[0])
+        return func(*args, **(kwargs or {}))
+
+
+def test_the_lm_head_products_see_row_counts_in_multiples_only():
+    # The number of target tokens changes with every batch; on CPU each new matmul shape costs oneDNN
+    # kernels and buffers that are kept, so the chunks are padded to a few shapes.
+    hidden, weight, targets = inputs(rows=37)
+    weight.requires_grad_(False)
+    with MatmulRows() as recorded:
+        chunked_cross_entropy(hidden, weight, targets, chunk_rows=20).backward()
+    assert recorded.rows and all(rows % ROW_MULTIPLE == 0 for rows in recorded.rows)

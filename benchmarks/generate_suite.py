@@ -1,0 +1,148 @@
+"""Generation speed: tokens/s of our KV-cache sampler against transformers' generate, side by side.
+
+Greedy, a 64-token prompt per row, 128 new tokens with no early stop, at batch 1 and batch 16 (rows
+of the same length: no padding). Both stacks read the same HF folder, in the same dtype:
+  smollm2               the default model's real weights (SmolLM2-135M-Instruct, exported from its GGUF)
+  qwen2.5-0.5b-random   Qwen2.5-0.5B's shapes with random weights
+  llama-3.2-1b-random   Llama-3.2-1B's shapes with random weights (slow on a CPU: opt in)
+Each (model, stack) runs in a fresh process, so its peak RSS is its own; within it, every batch
+size is warmed up once and then timed --reps times; the table gives medians.
+The floor: a decoding step reads every weight once, so at batch 1 tokens/s can't exceed
+(measured read bandwidth) / (weight bytes); the table gives the share of that bound reached.
+"""
+import multiprocessing
+import os
+import statistics
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import torch
+
+from benchmarks.shapes import LLAMA32_1B, QWEN25_05B, write_random_folder
+from benchmarks.timing import DTYPES, environment, format_row, peak_rss_gib, reset_peak_rss, save_results
+from common.errors import PhysloraError
+
+PROMPT_TOKENS, NEW_TOKENS = 64, 128
+MODELS = ("smollm2", "qwen2.5-0.5b-random", "llama-3.2-1b-random")
+COLUMNS = ("model", "dtype", "batch", "stack", "tokens/s", "% of floor", "peak GiB", "vs transformers")
+WIDTHS = (20, 5, 5, 12, 9, 10, 8, 15)
+
+
+def add_arguments(parser):
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=["smollm2", "qwen2.5-0.5b-random"],
+                        help="default: smollm2 qwen2.5-0.5b-random")
+    parser.add_argument("--dtypes", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"],
+                        help="weights and activations of both stacks; default: fp32 bf16")
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 16],
+                        help="rows generated at once; default: 1 16")
+    parser.add_argument("--reps", type=int, default=5,
+                        help="timed generations per batch size, after a warm-up; default: 5")
+    parser.add_argument("--no-save", action="store_true", help="print the table only")
+
+
+def write_folder(name, folder):
+    """An HF folder for `name` that both stacks read."""
+    if name == "smollm2":
+        from model.export import export_hf_folder
+        from model.loading import load_model
+        return export_hf_folder(*load_model("smollm2-135m-instruct"), folder)
+    return write_random_folder(QWEN25_05B if name.startswith("qwen") else LLAMA32_1B, folder)
+
+
+def read_bandwidth_gbs():
+    """Read bandwidth of this machine: a 512 MiB fp32 sum, best of 5 (GB/s)."""
+    data = torch.ones(2**27)
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        data.sum()
+        best = min(best, time.perf_counter() - start)
+    return data.numel() * 4 / best / 1e9
+
+
+def ours(folder, dtype):
+    from model.sampler import SamplingParams, generate
+    from model.weights import build_model, read_hf_folder
+
+    model = build_model(*read_hf_folder(folder), dtype, "cpu", source=folder)
+
+    def run(prompts):
+        outputs = generate(model, prompts, SamplingParams(max_new_tokens=NEW_TOKENS), [], 0)
+        return sum(len(o) for o in outputs)
+    return model, run
+
+
+def theirs(folder, dtype):
+    import transformers
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).eval()
+
+    def run(prompts):
+        ids = torch.tensor(prompts)
+        with torch.inference_mode():
+            out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=NEW_TOKENS,
+                                 min_new_tokens=NEW_TOKENS, do_sample=False, pad_token_id=0)
+        return (out.shape[1] - ids.shape[1]) * len(prompts)
+    return model, run
+
+
+def measure(stack, folder, dtype_name, batches, reps):
+    """In a fresh process: {batch: median tokens/s}, the weight bytes and the peak RSS."""
+    torch.manual_seed(0)
+    model, run = {"physlora": ours, "transformers": theirs}[stack](folder, DTYPES[dtype_name])
+    vocab = model.config.vocab_size
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())  # tied matrices counted once
+    reset_peak_rss()
+    result = {}
+    for batch in batches:
+        prompts = torch.randint(3, vocab, (batch, PROMPT_TOKENS)).tolist()
+        run(prompts)  # warm-up
+        seconds = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            produced = run(prompts)
+            seconds.append(time.perf_counter() - start)
+            if produced != batch * NEW_TOKENS:
+                raise RuntimeError(f"{stack} produced {produced} tokens, expected {batch * NEW_TOKENS}")
+        result[batch] = batch * NEW_TOKENS / statistics.median(seconds)
+    return {"tokens_per_s": result, "weight_bytes": weight_bytes, "peak_gib": peak_rss_gib()}
+
+
+def run(args):
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        raise PhysloraError("bench.py generate: needs transformers; pip install -r requirements-dev.txt") from None
+    env = environment("cpu")
+    bandwidth = read_bandwidth_gbs()
+    print(f"{env['device']}, torch {env['torch']}, prompt {PROMPT_TOKENS} + {NEW_TOKENS} new tokens, greedy, "
+          f"median of {args.reps}; read bandwidth {bandwidth:.1f} GB/s")
+    print(format_row(COLUMNS, WIDTHS))
+    context = multiprocessing.get_context("spawn")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models:
+            folder = write_folder(name, os.path.join(tmp, name))
+            for dtype_name in args.dtypes:
+                measured = {}
+                for stack in ("transformers", "physlora"):
+                    with ProcessPoolExecutor(max_workers=1, mp_context=context) as fresh_process:
+                        measured[stack] = fresh_process.submit(measure, stack, folder, dtype_name, args.batches,
+                                                               args.reps).result()
+                for batch in args.batches:
+                    for stack, m in measured.items():
+                        speed = m["tokens_per_s"][batch]
+                        floor = bandwidth * 1e9 / m["weight_bytes"] * batch  # tokens/s if bandwidth-bound
+                        row = {"model": name, "dtype": dtype_name, "batch": batch, "stack": stack,
+                               "tokens_per_s": speed, "share_of_bandwidth_floor": speed / floor if batch == 1 else None,
+                               "peak_gib": m["peak_gib"],
+                               "speedup": speed / measured["transformers"]["tokens_per_s"][batch]}
+                        rows.append(row)
+                        share = f"{100 * row['share_of_bandwidth_floor']:.0f}%" if batch == 1 else "-"
+                        print(format_row((name, dtype_name, batch, stack, f"{speed:.1f}", share,
+                                          f"{m['peak_gib']:.2f}", f"{row['speedup']:.2f}x"), WIDTHS), flush=True)
+    if not args.no_save:
+        payload = {"prompt_tokens": PROMPT_TOKENS, "new_tokens": NEW_TOKENS, "reps": args.reps,
+                   "read_bandwidth_gbs": bandwidth, "rows": rows}
+        print("saved", save_results("cpu", "generate", "+".join(args.dtypes), payload))
