@@ -36,8 +36,8 @@ from evaluation.report import render
 from lora.checkpoint import latest_checkpoint
 
 PER_INVOCATION = ("out", "resume")
-QUICK = {"train": 48, "val": 16, "test_seen": 8, "test_unseen": 16, "batch_size": 4, "grad_accum": 2, "eval_every": 3,
-         "max_new_tokens": 48}
+QUICK = {"train": 48, "val": 16, "test_seen": 8, "test_unseen": 16, "epochs": 1, "batch_size": 4, "grad_accum": 2,
+         "eval_every": 3, "max_new_tokens": 48}
 REFERENCE = ["Reference result (Qwen2.5-0.5B + LoRA vs a Qwen2.5-1.5B baseline, 34 held-out scenarios, one run): "
              "failure-mode accuracy 10.5% (2/19) → 78.9% (15/19); binary accuracy 47.1% (16/34) → 55.9% (19/34).", ""]
 

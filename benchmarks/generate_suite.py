@@ -10,17 +10,16 @@ size is warmed up once and then timed --reps times; the table gives medians.
 The floor: a decoding step reads every weight once, so at batch 1 tokens/s can't exceed
 (measured read bandwidth) / (weight bytes); the table gives the share of that bound reached.
 """
-import multiprocessing
 import os
 import statistics
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 import torch
 
 from benchmarks.shapes import LLAMA32_1B, QWEN25_05B, write_random_folder
-from benchmarks.timing import DTYPES, environment, format_row, peak_rss_gib, reset_peak_rss, save_results
+from benchmarks.timing import (DTYPES, environment, format_row, in_fresh_process, peak_rss_gib, reset_peak_rss,
+                               save_results)
 from common.errors import PhysloraError
 
 PROMPT_TOKENS, NEW_TOKENS = 64, 128
@@ -119,7 +118,6 @@ def run(args):
     print(f"{env['device']}, torch {env['torch']}, prompt {PROMPT_TOKENS} + {NEW_TOKENS} new tokens, greedy, "
           f"median of {args.reps}; read bandwidth {bandwidth:.1f} GB/s")
     print(format_row(COLUMNS, WIDTHS))
-    context = multiprocessing.get_context("spawn")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
@@ -127,9 +125,7 @@ def run(args):
             for dtype_name in args.dtypes:
                 measured = {}
                 for stack in ("transformers", "physlora"):
-                    with ProcessPoolExecutor(max_workers=1, mp_context=context) as fresh_process:
-                        measured[stack] = fresh_process.submit(measure, stack, folder, dtype_name, args.batches,
-                                                               args.reps).result()
+                    measured[stack] = in_fresh_process(measure, stack, folder, dtype_name, args.batches, args.reps)
                 for batch in args.batches:
                     for stack, m in measured.items():
                         speed = m["tokens_per_s"][batch]

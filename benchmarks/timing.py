@@ -5,11 +5,13 @@ median of `reps` perf_counter runs, interleaved across the methods, after two wa
 """
 import datetime
 import json
+import multiprocessing
 import os
 import platform
 import re
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import torch
 
@@ -95,3 +97,9 @@ def peak_rss_gib():
     except (OSError, StopIteration):
         import resource
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def in_fresh_process(function, *args):
+    """function(*args) in a new (spawned) process: its peak RSS is its own, no earlier run's memory counts."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as fresh_process:
+        return fresh_process.submit(function, *args).result()

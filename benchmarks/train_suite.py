@@ -23,8 +23,6 @@ optimizer step is a warm-up; the next --physics-steps are timed; useful tokens/s
 tokens of the timed steps / their time.
 """
 import functools
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 import os
 import statistics
 import tempfile
@@ -33,7 +31,7 @@ import time
 import torch
 
 from benchmarks.shapes import QWEN25_05B, write_random_folder
-from benchmarks.timing import environment, format_row, peak_rss_gib, reset_peak_rss, save_results
+from benchmarks.timing import environment, format_row, in_fresh_process, peak_rss_gib, reset_peak_rss, save_results
 from common.errors import PhysloraError
 
 COLUMNS = ("dtype", "method", "tokens/s", "step s", "peak GiB", "vs peft")
@@ -138,7 +136,6 @@ def run_equal_work(args):
     print(f"{env['device']}, torch {env['torch']}, {args.layers}-layer Qwen2.5-0.5B shape, batch {args.batch} × "
           f"{args.tokens} tokens, LoRA r=8 on q,v, median of {args.steps} steps")
     print(format_row(COLUMNS, WIDTHS))
-    context = multiprocessing.get_context("spawn")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = os.path.join(tmp, "qwen2.5-0.5b-random")
@@ -146,9 +143,8 @@ def run_equal_work(args):
         for dtype_name in args.dtypes:
             measured = {}
             for method in METHODS:
-                with ProcessPoolExecutor(max_workers=1, mp_context=context) as fresh_process:
-                    measured[method] = fresh_process.submit(measure, method, folder, dtype_name,
-                                                            (args.batch, args.tokens), args.steps).result()
+                measured[method] = in_fresh_process(measure, method, folder, dtype_name, (args.batch, args.tokens),
+                                                    args.steps)
             for method, m in measured.items():
                 peft_m = measured["peft"]
                 row = {"dtype": dtype_name, "method": method, "tokens_per_s": tokens / m["seconds"],
@@ -240,7 +236,8 @@ def trainer_physics(folder, pad_id, examples, steps):
         output_dir=tempfile.mkdtemp(prefix="physlora-bench-trainer-"), per_device_train_batch_size=PHYSICS_BATCH,
         gradient_accumulation_steps=PHYSICS_ACCUMULATION, max_steps=steps + 1, learning_rate=2e-4,
         max_grad_norm=1.0, lr_scheduler_type="constant", logging_strategy="no", save_strategy="no",
-        report_to=[], use_cpu=True, dataloader_num_workers=0, seed=0, disable_tqdm=True)
+        report_to=[], use_cpu=True, dataloader_num_workers=0, seed=0, disable_tqdm=True,
+        remove_unused_columns=False)  # keeps answer_tokens for the count above
     transformers.Trainer(model=model, args=settings, train_dataset=rows, data_collator=collate,
                          callbacks=[StepTimer()]).train()
     return {"seconds": sum(step_times[1:]), "answer_tokens": sum(answer_tokens[PHYSICS_ACCUMULATION:]),
@@ -253,12 +250,9 @@ def run_physics(args):
     folder, pad_id, examples = physics_examples((args.physics_steps + 1) * PHYSICS_BATCH * PHYSICS_ACCUMULATION)
     print(f"{env['device']}, torch {env['torch']}, SmolLM2-135M-Instruct bf16 on the physics train set, "
           f"{args.physics_steps} optimizer steps of {PHYSICS_BATCH} × {PHYSICS_ACCUMULATION} examples after a warm-up")
-    context = multiprocessing.get_context("spawn")
     measured = {}
     for method, measure_physics in (("trainer", trainer_physics), ("physlora", physlora_physics)):
-        with ProcessPoolExecutor(max_workers=1, mp_context=context) as fresh_process:
-            measured[method] = fresh_process.submit(measure_physics, folder, pad_id, examples,
-                                                    args.physics_steps).result()
+        measured[method] = in_fresh_process(measure_physics, folder, pad_id, examples, args.physics_steps)
     rows = []
     for method, m in measured.items():
         useful = m["answer_tokens"] / m["seconds"]

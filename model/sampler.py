@@ -3,7 +3,9 @@
 1. Prefill: left-pad the prompts to one length, run them in one forward pass, filling the cache.
    Each row's positions count only its real tokens, so padding changes nothing numerically.
 2. Decode: feed the last sampled token of every row, one step at a time, attending over the
-   cache; a row stops at its first stop token, the loop when every row has stopped.
+   cache; a row stops at its first stop token, the loop when every row has stopped. Once a
+   quarter of the running rows have stopped, they leave the batch (and the cache): answers of
+   very different lengths no longer make every row pay for the longest.
 
 Sampling: greedy at temperature 0; otherwise softmax(logits / T) restricted to the top-k
 tokens and to the smallest set whose probability mass reaches top-p (nucleus), drawn from
@@ -79,16 +81,23 @@ def generate(model: Transformer, prompts: list, params: SamplingParams, stop_ids
     stop = torch.tensor(sorted(stop_ids), dtype=torch.long, device=device)
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     outputs = [[] for _ in range(batch)]
+    prompt_of = list(range(batch))  # the prompt each row of the running batch answers
     next_pos = positions[:, -1:] + 1
     for step in range(params.max_new_tokens):
         next_token = sample_next(logits, params, generator)
         finished |= torch.isin(next_token, stop)
         for row in (~finished).nonzero().flatten().tolist():
-            outputs[row].append(next_token[row].item())
+            outputs[prompt_of[row]].append(next_token[row].item())
             if on_token:
-                on_token(row, outputs[row][-1])
+                on_token(prompt_of[row], outputs[prompt_of[row]][-1])
         if finished.all() or step == params.max_new_tokens - 1:
             break
+        if 4 * int(finished.sum()) >= len(prompt_of):  # drop the finished rows (a copy of the cache: not every step)
+            running = (~finished).nonzero().flatten()
+            cache.keep_rows(running)
+            is_real, next_pos, next_token, finished = is_real[running], next_pos[running], next_token[running], \
+                finished[running]
+            prompt_of = [prompt_of[row] for row in running.tolist()]
         start = prompt_len + step
         step_mask = is_real[:, None, None, :start + 1] if padded else None
         logits = model(next_token[:, None], positions=next_pos, mask=step_mask, cache=cache, cache_start=start)[:, -1]

@@ -72,6 +72,10 @@ class KVCache(nn.Module):
         self.register_buffer("values", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
         self.max_len = max_len
 
+    def keep_rows(self, rows: torch.Tensor) -> None:
+        """Keep only these batch rows (the others finished generating), in this order."""
+        self.keys, self.values = self.keys[:, rows], self.values[:, rows]
+
     def update(self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor):
         """Store this step's k, v at [start, start+T) and return the whole filled prefix."""
         end = start + k.shape[2]
