@@ -38,7 +38,7 @@ from common import distributed
 from common.cli import DTYPES, add_model_arguments
 from common.errors import PhysloraError, user_errors_are_one_line
 from common.progress import Progress, format_duration
-from common.runs import new_run_dir, prepare_run_dir, push_to_hub, resumed_settings
+from common.runs import append_jsonl, new_run_dir, prepare_run_dir, push_to_hub, resumed_settings
 from common.svg import write_line_chart
 from data.batching import (check_not_empty, collate, encode_records, evaluation_batches, padding_share,
                            training_windows)
@@ -224,11 +224,6 @@ def stop(what: str, value: float, step: int, run_dir: str, args) -> PhysloraErro
     return PhysloraError(f"step {step}: {what} is {value}; stopped before it could spoil the adapter "
                          f"(last good checkpoint: {latest_checkpoint(run_dir) or 'none yet'}); "
                          f"lower --lr (now {args.lr:g}){' or use --dtype fp32' if args.dtype != 'fp32' else ''}")
-
-
-def append_jsonl(path: str, record: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
 
 
 def write_loss_chart(run_dir: str, metrics: list) -> None:

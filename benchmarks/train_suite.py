@@ -163,14 +163,14 @@ PHYSICS_LORA = dict(r=8, lora_alpha=32, lora_dropout=0.05, target_modules=["q_pr
 PHYSICS_BATCH, PHYSICS_ACCUMULATION = 8, 2
 
 
-def physics_examples(count):
-    """(HF folder of the default model, its pad id, `count` encoded physics train examples)."""
+def physics_examples(workdir, count):
+    """(HF folder of the default model, written in workdir, its pad id, `count` encoded physics train examples)."""
     from data.batching import encode_records
     from data.physics_dataset import generate
     from model.export import export_hf_folder
     from model.loading import load_model
 
-    folder = os.path.join(tempfile.mkdtemp(prefix="physlora-bench-"), "smollm2-135m-instruct")
+    folder = os.path.join(workdir, "smollm2-135m-instruct")
     model, tokenizer = load_model("smollm2-135m-instruct")
     export_hf_folder(model, tokenizer, folder)
     splits, _ = generate({"train": count, "val": 0, "test_seen": 0, "test_unseen": 0}, seed=0, difficulty=0.2)
@@ -233,7 +233,7 @@ def trainer_physics(folder, pad_id, examples, steps):
             step_times.append(time.perf_counter() - self.start)
 
     settings = transformers.TrainingArguments(
-        output_dir=tempfile.mkdtemp(prefix="physlora-bench-trainer-"), per_device_train_batch_size=PHYSICS_BATCH,
+        output_dir=os.path.join(os.path.dirname(folder), "trainer"), per_device_train_batch_size=PHYSICS_BATCH,
         gradient_accumulation_steps=PHYSICS_ACCUMULATION, max_steps=steps + 1, learning_rate=2e-4,
         max_grad_norm=1.0, lr_scheduler_type="constant", logging_strategy="no", save_strategy="no",
         report_to=[], use_cpu=True, dataloader_num_workers=0, seed=0, disable_tqdm=True,
@@ -247,12 +247,15 @@ def trainer_physics(folder, pad_id, examples, steps):
 def run_physics(args):
     require_oracles()
     env = environment("cpu")
-    folder, pad_id, examples = physics_examples((args.physics_steps + 1) * PHYSICS_BATCH * PHYSICS_ACCUMULATION)
+    workdir = tempfile.TemporaryDirectory(prefix="physlora-bench-")
+    folder, pad_id, examples = physics_examples(workdir.name,
+                                                (args.physics_steps + 1) * PHYSICS_BATCH * PHYSICS_ACCUMULATION)
     print(f"{env['device']}, torch {env['torch']}, SmolLM2-135M-Instruct bf16 on the physics train set, "
           f"{args.physics_steps} optimizer steps of {PHYSICS_BATCH} × {PHYSICS_ACCUMULATION} examples after a warm-up")
     measured = {}
     for method, measure_physics in (("trainer", trainer_physics), ("physlora", physlora_physics)):
         measured[method] = in_fresh_process(measure_physics, folder, pad_id, examples, args.physics_steps)
+    workdir.cleanup()
     rows = []
     for method, m in measured.items():
         useful = m["answer_tokens"] / m["seconds"]

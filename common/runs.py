@@ -92,6 +92,12 @@ def read_timings(path: str) -> dict:
         return json.load(f)
 
 
+def append_jsonl(path: str, record: dict) -> None:
+    """One JSON line more in `path` (metrics.jsonl): a crash loses at most the line being written."""
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
 def run_stage(name: str, done: bool, action, timings_path: str) -> None:
     """Run one stage unless it already finished (resume), and add its wall time to `timings_path`
     (rank 0's, under torchrun)."""

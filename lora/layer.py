@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.errors import PhysloraError
+from model.kernels import needs_graph
 
 BACKENDS = ("auto", "torch", "triton")
 
@@ -125,7 +126,7 @@ def lora_linear(x, weight, bias, lora_A, lora_B, scaling, dropout_p=0.0, seed=0,
     can rebuild it with `ops.keep_mask`. backend: 'torch' or 'triton'.
     """
     rows, ops = x.reshape(-1, x.shape[-1]), _ops(backend)
-    if torch.is_grad_enabled() and any(t.requires_grad for t in (x, lora_A, lora_B)):
+    if needs_graph(x, lora_A, lora_B):
         y = _LoRAFunction.apply(rows, weight, bias, lora_A, lora_B, scaling, dropout_p, seed, ops)
     else:  # inference: nothing to save, so skip autograd's bookkeeping
         y = ops.lora_forward(rows, weight, bias, lora_A, lora_B, scaling, dropout_p, seed)[0]

@@ -181,7 +181,7 @@ class _SwiGLU(torch.autograd.Function):
         return *ctx.ops.swiglu_backward(dy, *ctx.saved_tensors), None
 
 
-def _needs_graph(*tensors) -> bool:
+def needs_graph(*tensors) -> bool:
     """Whether autograd must record the op; without it (inference, frozen inputs) the Functions'
     bookkeeping is skipped, which is most of an op's cost at decoding's one token a row."""
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
@@ -191,7 +191,7 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """w · x / sqrt(mean(x²) + ε) over the last dimension, normalised in fp32 and cast to x's dtype
     before the weight multiply (HF's order). w gets a gradient only if it requires one."""
     rows, ops = x.reshape(-1, x.shape[-1]), ops_for(x)
-    if _needs_graph(x, weight):
+    if needs_graph(x, weight):
         return _RMSNorm.apply(rows, weight, eps, ops).view(x.shape)
     return ops.rms_norm_forward(rows, weight, eps)[0].view(x.shape)
 
@@ -199,13 +199,13 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
 def rope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
     """(q, k) rotated: x·cos + rotate_half(x)·sin for q (batch, heads, length, D), k (batch, kv_heads,
     length, D) and tables (batch or 1, 1, length, D) of each token's angles, both halves equal."""
-    if _needs_graph(q, k):
+    if needs_graph(q, k):
         return _RoPE.apply(q, k, cos, sin, ops_for(q))
     return ops_for(q).rope(q, k, cos, sin)
 
 
 def swiglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     """silu(gate) · up, elementwise."""
-    if _needs_graph(gate, up):
+    if needs_graph(gate, up):
         return _SwiGLU.apply(gate, up, ops_for(gate))
     return ops_for(gate).swiglu_forward(gate, up)
