@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--test-unseen", type=int, default=420,
                       help="scenarios of families never trained on; default: %(default)s")
     data.add_argument("--difficulty", type=float, default=0.2, help="0-1, closer to thresholds; default: %(default)s")
+    data.add_argument("--contrast", action=argparse.BooleanOptionalAction, default=False,
+                      help="contrast twins in the train split (see generate_data.py physics --help); "
+                           "default: %(default)s")
     lora = parser.add_argument_group("training (train.py)")
     lora.add_argument("--rank", type=int, default=8, help="default: %(default)s")
     lora.add_argument("--alpha", type=float, default=32.0, help="default: %(default)s")
@@ -67,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     lora.add_argument("--batch-size", type=int, default=8, help="rows per micro-batch; default: %(default)s")
     lora.add_argument("--grad-accum", type=int, default=2, help="micro-batches per step; default: %(default)s")
     lora.add_argument("--max-steps", type=int, default=None, help="stop training after this step; default: all")
+    lora.add_argument("--reasoning-share", type=float, default=1.0,
+                      help="share of training targets kept whole; the others stop after FAILURE_MODE "
+                           "(see train.py --help); default: %(default)s")
     lora.add_argument("--eval-every", type=int, default=88, help="steps between val losses; default: %(default)s")
     evaluation = parser.add_argument_group("evaluation (evaluate.py)")
     evaluation.add_argument("--eval-batch-size", type=int, default=32, help="default: %(default)s")
@@ -108,11 +114,12 @@ def main(argv=None) -> str:
     with distributed.rank0_first():  # rank 0 writes the data; the others then find it done
         run_stage("data", os.path.exists(os.path.join(data, "card.json")), lambda: generate_data.main(
             as_argv("physics", "--out", data, "--seed", args.seed, "--difficulty", args.difficulty, "--overwrite",
-                    *sizes)), timings_path)
+                    *sizes, *(["--contrast"] if args.contrast else []))), timings_path)
 
     train_args = ["--model", args.model, "--dtype", args.dtype, "--device", args.device, "--data", data,
                   "--rank", args.rank, "--alpha", args.alpha, "--targets", args.targets, "--epochs", args.epochs,
                   "--lr", args.lr, "--batch-size", args.batch_size, "--grad-accum", args.grad_accum,
+                  "--reasoning-share", args.reasoning_share,
                   "--eval-every", args.eval_every, "--seed", args.seed]
     if args.max_steps:
         train_args += ["--max-steps", args.max_steps]

@@ -18,7 +18,7 @@ from data.schema import prepare_output_dir, summary_lines, write_dataset
 
 def run_physics(args) -> tuple:
     sizes = {"train": args.train, "val": args.val, "test_seen": args.test_seen, "test_unseen": args.test_unseen}
-    splits, card = physics_dataset.generate(sizes, args.seed, args.difficulty)
+    splits, card = physics_dataset.generate(sizes, args.seed, args.difficulty, args.contrast)
     if args.teacher_url:
         if not args.teacher_model:
             raise PhysloraError("--teacher-url needs --teacher-model NAME")
@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     physics.add_argument("--difficulty", type=float, default=physics_dataset.DEFAULT_DIFFICULTY,
                          help="0 = clear cases far from thresholds, 1 = all within a few %% of a threshold; "
                               "default: %(default)s")
+    physics.add_argument("--contrast", action="store_true",
+                         help="train split: follow each scenario with a contrast twin when one exists (same family, "
+                              "words and units, one number redrawn so that the outcome changes); the counts per "
+                              "outcome stay exact")
     physics.add_argument("--teacher-url", help="OpenAI-compatible endpoint (e.g. http://127.0.0.1:8000/v1) whose "
                                                "model writes the REASONING; labels stay from physics; default: none")
     physics.add_argument("--teacher-model", help="model name sent to the teacher endpoint")

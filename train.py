@@ -4,8 +4,9 @@ One loop, read top to bottom (after nanoGPT's train.py):
 
   1. settings  the flags, or RUN/config.json's when continuing with --resume RUN
   2. model     the frozen base in --dtype, LoRA on --targets (A and B and AdamW's state stay fp32)
-  3. data      every record in the model's chat template, labels on the target tokens only, in
-               length-bucketed batches (or --pack'ed rows); see data/batching.py
+  3. data      every record in the model's chat template, labels on the target tokens only (some
+               cut after their answer lines: --reasoning-share), in length-bucketed batches (or
+               --pack'ed rows); see data/batching.py
   4. loop      each optimizer step: the learning rate (linear warmup, then cosine decay to 10%);
                forward and backward over the micro-batches of the accumulation window, each loss
                divided by the target tokens of the whole window; gradient clipping; AdamW.
@@ -72,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="pad each micro-batch's length up to a multiple of this: a few distinct matmul shapes "
                            "instead of one per batch (on CPU, oneDNN keeps kernels and buffers per shape, which "
                            "grew a run's memory by GBs and slowed it by a third); default: %(default)s")
+    data.add_argument("--reasoning-share", type=float, default=1.0,
+                      help="share of the training targets that lead with their answer lines (physics: YES/NO and "
+                           "FAILURE_MODE, then REASONING) trained whole; the others (seeded) are cut after the answer, "
+                           "which weighs the decision more and skips their reasoning tokens; default: %(default)s")
     lora = parser.add_argument_group("LoRA")
     lora.add_argument("--rank", type=int, default=8, help="default: %(default)s")
     lora.add_argument("--alpha", type=float, default=16.0, help="the update is scaled by alpha / rank; "
@@ -136,6 +141,8 @@ def check_settings(args) -> None:
         raise PhysloraError(f"--lr {args.lr} and --alpha {args.alpha}: both must be > 0")
     if not 0 <= args.dropout < 1:
         raise PhysloraError(f"--dropout {args.dropout}: must be in [0, 1)")
+    if not 0 <= args.reasoning_share <= 1:
+        raise PhysloraError(f"--reasoning-share {args.reasoning_share}: must be in [0, 1]")
     if args.dtype == "fp16":
         raise PhysloraError("--dtype fp16: training in fp16 needs loss scaling, which train.py does not do; "
                             "use --dtype bf16 (same speed, fp32's range) or fp32")
@@ -148,11 +155,13 @@ def load_split(args, tokenizer, split: str):
         print(f"data: {DEFAULT_DATA} is absent; generating it (generate_data.py physics, seed 0)")
         generate_data.main(["physics", "--out", DEFAULT_DATA])
     path = split_files(args.data, split)[0]
-    encoded = encode_records(load_records(path), tokenizer, args.max_len)
+    share = args.reasoning_share if split == "train" else 1.0  # val losses stay comparable between settings
+    encoded = encode_records(load_records(path), tokenizer, args.max_len, share, args.seed)
     check_not_empty(encoded, path, args.max_len)
     with open(path, "rb") as f:
         report = {"path": path, "sha256": hashlib.sha256(f.read()).hexdigest(), "records": encoded.records,
-                  "examples": len(encoded.examples), "truncated": encoded.truncated, "dropped": encoded.dropped}
+                  "examples": len(encoded.examples), "truncated": encoded.truncated, "dropped": encoded.dropped,
+                  "answer_only": encoded.answer_only}
     return encoded.examples, report
 
 
@@ -294,7 +303,8 @@ def main(argv=None):
           f"({counts['percent']:.2f}%, LoRA r={args.rank} on {args.targets})")
     for name, report in (("train", train_report), ("val", val_report)):
         print(f"data {name}: {report['examples']} examples from {report['path']} ({report['truncated']} prompts "
-              f"truncated to --max-len {args.max_len}, {report['dropped']} targets too long and left out)")
+              f"truncated to --max-len {args.max_len}, {report['dropped']} targets too long and left out, "
+              f"{report['answer_only']} cut after their answer lines)")
     print(f"plan: {total_steps} steps ({args.epochs} epochs) of {args.grad_accum} × {args.batch_size} "
           f"{'packed ' if args.pack else ''}rows, warmup {warmup}, padding {plan_padding:.1%} of tokens; "
           f"run folder {run_dir}")

@@ -14,6 +14,15 @@ a prompt token (label IGNORE_INDEX), so nothing is ever predicted across two pac
 Too long for max_len: the prompt loses tokens from its start (the system prompt goes first) and the
 target is kept whole; an example whose target alone does not fit is left out. Both are counted.
 
+Answer lines only. A physics target states its answer first and then its reasoning:
+    "YES\nFAILURE_MODE: slipping\nREASONING: Friction holds at most 2 × 0.48 × 3.4 = 3.26 N, …"
+The answer is ~10 of its ~70 tokens, so under a per-token loss the decision gets a seventh of the
+gradient and the arithmetic of the reasoning the rest. With reasoning_share s < 1, a seeded share
+1 − s of such examples keep only their answer lines (no end-of-turn token; nothing after them is
+scored, so nothing after them needs computing): the model still learns to write the reasoning from
+the others, the decision weighs about (1 − s)·70/10 times more, and those examples are a third
+shorter. Targets without a "REASONING:" line after their first are always kept whole.
+
 Batches. A micro-batch is a list of rows, a row a list of example indices.
   - bucketed (default): one example per row. Each epoch shuffles the examples, sorts each
     megabatch of BUCKET_BATCHES micro-batches by length, cuts it into micro-batches and shuffles
@@ -52,6 +61,7 @@ class Encoded:
     records: int    # records read
     truncated: int  # examples whose prompt lost its first tokens
     dropped: int    # records left out: the target alone is longer than max_len
+    answer_only: int = 0  # examples cut after their answer lines (reasoning_share < 1)
 
 
 @dataclass
@@ -82,10 +92,29 @@ def prompt_and_target_ids(tokenizer, prompt: str, target: str) -> tuple:
     return tokenizer.encode(prompt_text), tokenizer.encode(target_text)
 
 
-def encode_records(records: list, tokenizer, max_len: int) -> Encoded:
-    examples, truncated, dropped = [], 0, 0
+def answer_lines(target: str) -> Optional[str]:
+    """The answer lines of a target that states its answer before a "REASONING:" line, else None."""
+    cut = target.find("\nREASONING:")
+    return target[:cut + 1] if cut > 0 else None
+
+
+def answer_token_count(tokenizer, target_ids: list, answer: str) -> int:
+    """The fewest leading target tokens that spell out `answer` (counted on the target's own tokens,
+    since encoding the answer alone may split its last characters differently)."""
+    return next(k for k in range(1, len(target_ids) + 1) if len(tokenizer.decode(target_ids[:k])) >= len(answer))
+
+
+def encode_records(records: list, tokenizer, max_len: int, reasoning_share: float = 1.0, seed: int = 0) -> Encoded:
+    """Examples of the records; with reasoning_share < 1, a seeded share of the targets that lead with their
+    answer lines keep only those (see the module docstring)."""
+    examples, truncated, dropped, answer_only = [], 0, 0, 0
+    cut_rng = random.Random(f"{seed}/answer-lines")
     for record in records:
         prompt_ids, target_ids = prompt_and_target_ids(tokenizer, record["prompt"], record["target"])
+        answer = answer_lines(record["target"])
+        cut = answer is not None and cut_rng.random() >= reasoning_share
+        if cut:
+            target_ids = target_ids[:answer_token_count(tokenizer, target_ids, answer)]
         room = max_len - len(target_ids)  # for prompt tokens; at least one, to predict the first target token
         if room < 1:
             dropped += 1
@@ -93,7 +122,8 @@ def encode_records(records: list, tokenizer, max_len: int) -> Encoded:
         if len(prompt_ids) > room:
             prompt_ids, truncated = prompt_ids[-room:], truncated + 1
         examples.append(Example(prompt_ids + target_ids, len(prompt_ids)))
-    return Encoded(examples, len(records), truncated, dropped)
+        answer_only += cut
+    return Encoded(examples, len(records), truncated, dropped, answer_only)
 
 
 def epoch_plan(lengths: list, micro_batch: int, seed: int, epoch: int, pack_len: Optional[int] = None) -> list:

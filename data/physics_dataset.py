@@ -13,8 +13,16 @@ every check must be at least lo = max(0.02, 0.5·(1 − d)) from its threshold (
 surface, the two lowest limits that far apart), and the deciding check at most
 hi = lo + 1.5·(1 − d) + 0.1. d = 0.2 (default): every check at least a factor 1.49 from its
 threshold and the deciding one at most a factor 5.5; d = 1: the deciding one within 2%…13%.
+
+Contrast twins (contrast=True, train split only). A model can score well by learning which mode an
+action usually ends in (a drop usually breaks the object, a grip rarely slips) without reading a
+number. So each drawn scenario is followed, when possible, by a twin: the same family, words and
+units with one independent number redrawn (a grip force, a drop height, a gap) so that the outcome
+changes to one the quotas still need. Only the numbers tell the two apart. The counts per outcome
+stay exact; about nine in ten scenarios find a twin.
 """
 import random
+from typing import NamedTuple
 
 from common.errors import PhysloraError
 from data import physics_rules as rules
@@ -29,6 +37,7 @@ DEFAULT_SIZES = {"train": 1400, "val": 280, "test_seen": 420, "test_unseen": 420
 FAMILY_SHARE = {"val": 0.12, "test_unseen": 0.2}
 MIN_FAMILIES_PER_MODE = 3
 MAX_ATTEMPTS = 20000
+TWIN_ATTEMPTS = 200  # per wanted outcome
 DEFAULT_DIFFICULTY = 0.2
 
 
@@ -73,12 +82,23 @@ def split_families(families: list, rng: random.Random) -> dict:
     return {"train": train, **assigned}
 
 
+class Drawn(NamedTuple):
+    """One scenario before it becomes a record."""
+    family: object
+    params: dict
+    verdict: rules.Verdict
+    units: Units
+    text: str           # the prompt
+    frames: tuple       # indices of its action template and grasp sentence (physics_prompts.scenario_text)
+    words_state: tuple  # the random state its words were chosen from (a twin reuses it)
+
+
 def is_clear(verdict: rules.Verdict, window: tuple) -> bool:
     low, high = window
     return all(check.clearness >= low for check in verdict.checks) and abs(verdict.margin) <= high
 
 
-def draw(outcome: str, families: list, window: tuple, rng: random.Random, seen_prompts: set) -> tuple:
+def draw(outcome: str, families: list, window: tuple, rng: random.Random, seen_prompts: set) -> Drawn:
     """Sample scenarios of random families until one has `outcome` at the wanted distance."""
     if not families:
         raise PhysloraError(f"no family can show {outcome!r} here; test_seen needs a non-empty --train")
@@ -90,17 +110,63 @@ def draw(outcome: str, families: list, window: tuple, rng: random.Random, seen_p
             continue
         units = Units(length=rng.choice(("cm", "m")), accel=rng.choice(("m/s²", "m/s^2")),
                       angle=rng.choice(("°", " degrees")))
-        scenario, template = scenario_text(p, family, units, rng)
+        words_state = rng.getstate()
+        scenario, frames = scenario_text(p, family, units, rng)
         text = prompt(scenario)
         if text not in seen_prompts:
             seen_prompts.add(text)
-            return family, p, verdict, units, text, template
+            return Drawn(family, p, verdict, units, text, frames, words_state)
     raise PhysloraError(f"--difficulty: found no clear enough {outcome!r} case in {MAX_ATTEMPTS} tries; "
                         f"lower --difficulty")
 
 
-def physics_record(split: str, index: int, drawn: tuple, difficulty: float) -> dict:
-    family, p, verdict, units, text, template = drawn
+# Parameters a twin may change: numbers drawn independently of the others (geometry is left alone:
+# a centre of mass or a sphere's height follows from it).
+TWIN_KEYS = ("mass_kg", "grip_friction", "crush_n", "safe_impact_mps", "fill", "grip_n", "lift_accel",
+             "surface_friction", "rolling_resistance", "accel_mps2", "angle_deg", "push_height_m",
+             "release_speed_mps", "edge_distance_m", "gap_m", "carry_height_m", "shelf_m", "drop_height_m")
+
+
+def twin(original: Drawn, outcome: str, window: tuple, rng: random.Random, seen_prompts: set):
+    """A contrast twin of `original` with `outcome`, or None: the same family, words and units, one number
+    redrawn. Told apart only by their numbers, a pair teaches the model to read them."""
+    keys = [key for key in TWIN_KEYS if key in original.params]
+    for _ in range(TWIN_ATTEMPTS):
+        key = rng.choice(keys)
+        p = {**original.params, key: sample_params(original.family, rng)[key]}
+        verdict = rules.judge(original.family.checks, p)
+        if verdict.mode != outcome or not is_clear(verdict, window):
+            continue
+        words = random.Random()
+        words.setstate(original.words_state)
+        scenario, _ = scenario_text(p, original.family, original.units, words, original.frames)
+        text = prompt(scenario)
+        if text not in seen_prompts:
+            seen_prompts.add(text)
+            return original._replace(params=p, verdict=verdict, text=text)
+    return None
+
+
+def draw_pairs(quota: dict, by_outcome: dict, window: tuple, rng: random.Random, seen_prompts: set) -> list:
+    """Scenarios filling `quota` (outcome -> count), each followed by a contrast twin when one is found."""
+    quota, drawn = dict(quota), []
+    while sum(quota.values()):
+        outcome = rng.choice([o for o, n in quota.items() for _ in range(n)])
+        drawn.append(draw(outcome, by_outcome[outcome], window, rng, seen_prompts))
+        quota[outcome] -= 1
+        others = [o for o, n in quota.items() if n and o != outcome and o in drawn[-1].family.outcomes]
+        rng.shuffle(others)
+        for other in others:
+            pair = twin(drawn[-1], other, window, rng, seen_prompts)
+            if pair:
+                drawn.append(pair)
+                quota[other] -= 1
+                break
+    return drawn
+
+
+def physics_record(split: str, index: int, drawn: Drawn, difficulty: float) -> dict:
+    family, p, verdict, units, text, (template, _), _ = drawn
     checks = [{"check": c.name, "load": round_sig(c.load, 6),
                "limits": {mode: round_sig(limit, 6) for mode, limit in c.limits.items()}, "fails": c.fails}
               for c in verdict.checks]
@@ -113,7 +179,7 @@ def physics_record(split: str, index: int, drawn: tuple, difficulty: float) -> d
                        target(verdict, reasoning(verdict, p, units, family.obj.noun)), answer, meta)
 
 
-def generate(sizes: dict, seed: int, difficulty: float) -> tuple:
+def generate(sizes: dict, seed: int, difficulty: float, contrast: bool = False) -> tuple:
     """Records per split and the card fields describing how they were made."""
     if not 0 <= difficulty <= 1:
         raise PhysloraError(f"--difficulty {difficulty}: must be between 0 and 1")
@@ -129,13 +195,18 @@ def generate(sizes: dict, seed: int, difficulty: float) -> tuple:
         plan = [outcome for outcome, n in quotas(sizes[split]).items() for _ in range(n)]
         rng.shuffle(plan)
         by_outcome = {o: [f for f in families[split] if o in f.outcomes] for o in rules.OUTCOMES}
-        splits[split] = [physics_record(split, i, draw(o, by_outcome[o], window, rng, seen_prompts), difficulty)
-                         for i, o in enumerate(plan)]
+        if split == "train" and contrast:
+            drawn = draw_pairs(quotas(sizes[split]), by_outcome, window, rng, seen_prompts)
+        else:
+            drawn = [draw(o, by_outcome[o], window, rng, seen_prompts) for o in plan]
+        splits[split] = [physics_record(split, i, d, difficulty) for i, d in enumerate(drawn)]
     card = {"kind": "physics", "seed": seed, "difficulty": difficulty,
             "margin_window_ln": [round(x, 4) for x in window],
             "balance": "per split: floor(n/2) successes (mode none); failures split evenly over the 7 modes",
             "families": {split: sorted(f.name for f in families[split]) for split in ("train", "val", "test_unseen")},
             "test_seen": "new scenarios of the train families that appear in train.jsonl"}
+    if contrast:
+        card["contrast_twins"] = "train: each scenario followed by a twin with one number redrawn, when one exists"
     return splits, card
 
 

@@ -218,14 +218,17 @@ def values(p: dict, family: Family, units: Units, rng: random.Random) -> dict:
     return v
 
 
-def scenario_text(p: dict, family: Family, units: Units, rng: random.Random) -> tuple:
-    """The scenario in words and the index of the action template used."""
+def scenario_text(p: dict, family: Family, units: Units, rng: random.Random, frames=None) -> tuple:
+    """(the scenario in words, its frames): the frames are the indices of the action template and of
+    the grasp sentence, drawn, or given (a contrast twin keeps its original's sentences)."""
     v = values(p, family, units, rng)
-    index = rng.randrange(len(ACTION_TEMPLATES[family.action.key]))
-    text = ACTION_TEMPLATES[family.action.key][index].format_map(v)
+    templates = ACTION_TEMPLATES[family.action.key]
+    index = rng.randrange(len(templates)) if frames is None else frames[0]
+    text, grasp = templates[index].format_map(v), None
     if family.action.grasp:
-        text = rng.choice(GRASP).format_map(v) + " " + text
-    return text.replace("  ", " ").replace(" ,", ","), index
+        grasp = rng.randrange(len(GRASP)) if frames is None else frames[1]
+        text = GRASP[grasp].format_map(v) + " " + text
+    return text.replace("  ", " ").replace(" ,", ","), (index, grasp)
 
 
 def prompt(scenario: str) -> str:

@@ -50,6 +50,37 @@ def test_too_long_examples_lose_their_prompt_start_and_keep_the_target(tokenizer
     assert kept.input_ids[:kept.prompt_length] == full_prompt[-kept.prompt_length:]
 
 
+def physics_record(i):
+    mode = ("tipping", "none")[i % 2]
+    return record(f"Scenario {i}: will it fail?",
+                  f"{'YES' if mode != 'none' else 'NO'}\nFAILURE_MODE: {mode}\nREASONING: tan 8.5° = 0.149 × {i}.")
+
+
+def target_text(tokenizer, example):
+    return tokenizer.decode(example.input_ids[example.prompt_length:], skip_special_tokens=False)
+
+
+def test_reasoning_share_zero_trains_every_target_on_its_answer_lines_only(tokenizer):
+    records = [physics_record(i) for i in range(6)]
+    encoded = encode_records(records, tokenizer, max_len=512, reasoning_share=0.0)
+    assert encoded.answer_only == 6
+    for r, example in zip(records, encoded.examples):
+        assert target_text(tokenizer, example) == r["target"][:r["target"].index("REASONING:")]
+
+
+def test_reasoning_share_keeps_a_seeded_share_whole_and_never_cuts_a_target_without_reasoning(tokenizer):
+    records = [physics_record(i) for i in range(200)] + [record("Plain?", "Yes, it fails.")] * 20
+    full = encode_records(records, tokenizer, max_len=512)
+    cut = encode_records(records, tokenizer, max_len=512, reasoning_share=0.25, seed=3)
+    kept = [a.input_ids == b.input_ids for a, b in zip(full.examples, cut.examples)]
+    assert all(kept[200:]) and full.answer_only == 0
+    assert cut.answer_only == 200 - sum(kept[:200]) and 120 < cut.answer_only < 180  # binomial(200, 0.75): 150 ± 18
+    again = encode_records(records, tokenizer, max_len=512, reasoning_share=0.25, seed=3)
+    other = encode_records(records, tokenizer, max_len=512, reasoning_share=0.25, seed=4)
+    assert [e.input_ids for e in again.examples] == [e.input_ids for e in cut.examples]
+    assert [e.input_ids for e in other.examples] != [e.input_ids for e in cut.examples]
+
+
 def test_epoch_plan_covers_every_example_once_and_depends_only_on_seed_and_epoch():
     lengths = [3 + (7 * i) % 40 for i in range(103)]
     plan = epoch_plan(lengths, micro_batch=4, seed=1, epoch=0)

@@ -1,4 +1,5 @@
 """The physics scenario data set: balanced, leak-free, deterministic, and its reasoning tells the truth."""
+import difflib
 import json
 import os
 import re
@@ -226,3 +227,46 @@ def test_an_existing_non_empty_output_folder_is_refused_unless_overwrite(tmp_pat
 def test_difficulty_outside_zero_to_one_is_a_user_error():
     with pytest.raises(Exception, match="--difficulty 1.5"):
         physics_dataset.generate(physics_dataset.DEFAULT_SIZES, 0, 1.5)
+
+
+@pytest.fixture(scope="module")
+def contrast_train():
+    sizes = {"train": 280, "val": 28, "test_seen": 42, "test_unseen": 42}
+    splits, card = physics_dataset.generate(sizes, 0, physics_dataset.DEFAULT_DIFFICULTY, contrast=True)
+    assert "contrast_twins" in card
+    return splits
+
+
+def twin_pairs(records):
+    """Neighbouring records of one family whose parameters differ in exactly one number."""
+    return [(a, b) for a, b in zip(records, records[1:]) if a["meta"]["family"] == b["meta"]["family"]
+            and len([k for k in a["meta"]["params"] if a["meta"]["params"][k] != b["meta"]["params"][k]]) == 1]
+
+
+def test_contrast_twins_change_one_number_and_the_outcome_and_keep_the_words(contrast_train):
+    pairs = twin_pairs(contrast_train["train"])
+    assert len(pairs) >= 0.35 * len(contrast_train["train"])  # most scenarios are half of a pair
+    for a, b in pairs:
+        assert a["answer"]["mode"] != b["answer"]["mode"]
+        assert a["meta"]["units"] == b["meta"]["units"] and a["meta"]["template"] == b["meta"]["template"]
+    # The words differ in the number and the words grading it ("a soft 2 N", "brimming"), rarely in more.
+    changed = [sum(op[0] in "+-" for op in difflib.ndiff(a["prompt"].split(), b["prompt"].split())) for a, b in pairs]
+    assert sum(n <= 6 for n in changed) >= 0.8 * len(pairs)
+
+
+def test_contrast_twins_keep_exact_counts_disjoint_families_and_true_reasoning(contrast_train):
+    train = contrast_train["train"]
+    counts = Counter(r["answer"]["mode"] for r in train)
+    assert counts["none"] == 140 and {counts[mode] for mode in rules.MODES} == {20}
+    unseen = {r["meta"]["family"] for r in contrast_train["test_unseen"]}
+    assert not {r["meta"]["family"] for r in train} & unseen
+    for record in train:
+        check_reasoning_numbers(record)
+
+
+def test_only_contrast_makes_twins(tmp_path):
+    generate_data.main(["physics", "--out", str(tmp_path / "plain")] + SMALL)
+    generate_data.main(["physics", "--out", str(tmp_path / "twins"), "--contrast"] + SMALL)
+    plain, twins = files(tmp_path / "plain"), files(tmp_path / "twins")
+    assert plain["train.jsonl"] != twins["train.jsonl"]
+    assert not twin_pairs(load_records(str(tmp_path / "plain"), "train"))

@@ -195,6 +195,7 @@ def test_missing_data_folder_is_named(tiny, tmp_path):
     (["--grad-accum", "0"], "--grad-accum 0: must be at least 1"),
     (["--dtype", "fp16"], "--dtype fp16: .*loss scaling"),
     (["--dropout", "1"], r"--dropout 1.0: must be in \[0, 1\)"),
+    (["--reasoning-share", "1.5"], r"--reasoning-share 1.5: must be in \[0, 1\]"),
     (["--resume", "somewhere", "--overwrite"], "--resume with --overwrite"),
 ])
 def test_invalid_flags_are_refused(flags, error):
