@@ -79,7 +79,9 @@ def resumed_settings(parser: argparse.ArgumentParser, args: argparse.Namespace, 
     if changed:
         flags = ", ".join("--" + name.replace("_", "-") for name in changed)
         raise PhysloraError(f"--resume {args.resume}: the run's settings come from {path}; drop {flags}")
-    resumed = argparse.Namespace(**{**saved, **{name: getattr(args, name) for name in per_invocation}})
+    # A setting newer than the run takes its default, which is how the run was made.
+    defaults = {name: parser.get_default(name) for name in vars(args)}
+    resumed = argparse.Namespace(**{**defaults, **saved, **{name: getattr(args, name) for name in per_invocation}})
     resumed.out = args.resume
     return resumed
 

@@ -137,6 +137,16 @@ def test_resume_refuses_changed_settings(tiny, data, tmp_path):
         train.main(["--resume", out, "--lr", "0.1"])
 
 
+def test_a_run_saved_before_a_setting_existed_resumes_with_its_default(tiny, data, tmp_path):
+    out = run(tiny, data, tmp_path / "run", "--max-steps", 1, "--batch-size", 1, "--grad-accum", 1)
+    config_path = os.path.join(out, "config.json")
+    config = json.load(open(config_path))
+    del config["settings"]["reasoning_share"]
+    json.dump(config, open(config_path, "w"))
+    train.main(["--resume", out, "--max-steps", "2"])
+    assert len(metrics(out)) == 2
+
+
 def test_bf16_first_loss_is_within_1_percent_of_fp32(tiny, data, tmp_path):
     fp32 = metrics(run(tiny, data, tmp_path / "fp32", "--max-steps", 1, "--dtype", "fp32"))[1]
     bf16 = metrics(run(tiny, data, tmp_path / "bf16", "--max-steps", 1, "--dtype", "bf16"))[1]
