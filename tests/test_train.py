@@ -181,7 +181,7 @@ def test_long_prompts_are_truncated_and_counted(tiny, tmp_path, capsys):
     data = write_data(tmp_path / "data")
     write_jsonl(os.path.join(data, "train.jsonl"), [physics_record("train", 0) | {"prompt": "x" * 300}])
     run(tiny, data, tmp_path / "run", "--max-steps", 1, "--max-len", 150)
-    assert "(1 prompts truncated to --max-len 150, 0 targets too long and left out)" in capsys.readouterr().out
+    assert "(1 prompts truncated to --max-len 150, 0 targets too long and left out, 0 cut after" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("content, error", [
