@@ -21,7 +21,6 @@ rows of every micro-batch and DDP sums their gradients, so the run is the one a 
 would make with the same flags; rank 0 alone writes RUN (see common/distributed.py).
 """
 import argparse
-import hashlib
 import importlib.metadata
 import json
 import math
@@ -41,9 +40,8 @@ from common.errors import PhysloraError, user_errors_are_one_line
 from common.progress import Progress, format_duration
 from common.runs import append_jsonl, new_run_dir, prepare_run_dir, push_to_hub, resumed_settings
 from common.svg import write_line_chart
-from data.batching import (check_not_empty, collate, encode_records, evaluation_batches, padding_share,
-                           training_windows)
-from data.schema import load_records, split_files
+from data.batching import collate, evaluation_batches, load_examples, padding_share, training_windows
+from data.schema import split_files
 from lora.adapter import TARGETS, LoRASettings, inject, load_adapter, parameter_counts, save_adapter
 from lora.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, rng_state, save_checkpoint
 from model.loading import load_model
@@ -154,15 +152,8 @@ def load_split(args, tokenizer, split: str):
         import generate_data
         print(f"data: {DEFAULT_DATA} is absent; generating it (generate_data.py physics, seed 0)")
         generate_data.main(["physics", "--out", DEFAULT_DATA])
-    path = split_files(args.data, split)[0]
     share = args.reasoning_share if split == "train" else 1.0  # val losses stay comparable between settings
-    encoded = encode_records(load_records(path), tokenizer, args.max_len, share, args.seed)
-    check_not_empty(encoded, path, args.max_len)
-    with open(path, "rb") as f:
-        report = {"path": path, "sha256": hashlib.sha256(f.read()).hexdigest(), "records": encoded.records,
-                  "examples": len(encoded.examples), "truncated": encoded.truncated, "dropped": encoded.dropped,
-                  "answer_only": encoded.answer_only}
-    return encoded.examples, report
+    return load_examples(split_files(args.data, split)[0], tokenizer, args.max_len, share, args.seed)
 
 
 def learning_rate(step: int, peak: float, warmup: int, total: int) -> float:

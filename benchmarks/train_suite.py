@@ -247,15 +247,14 @@ def trainer_physics(folder, pad_id, examples, steps):
 def run_physics(args):
     require_oracles()
     env = environment("cpu")
-    workdir = tempfile.TemporaryDirectory(prefix="physlora-bench-")
-    folder, pad_id, examples = physics_examples(workdir.name,
-                                                (args.physics_steps + 1) * PHYSICS_BATCH * PHYSICS_ACCUMULATION)
     print(f"{env['device']}, torch {env['torch']}, SmolLM2-135M-Instruct bf16 on the physics train set, "
           f"{args.physics_steps} optimizer steps of {PHYSICS_BATCH} × {PHYSICS_ACCUMULATION} examples after a warm-up")
     measured = {}
-    for method, measure_physics in (("trainer", trainer_physics), ("physlora", physlora_physics)):
-        measured[method] = in_fresh_process(measure_physics, folder, pad_id, examples, args.physics_steps)
-    workdir.cleanup()
+    with tempfile.TemporaryDirectory(prefix="physlora-bench-") as workdir:  # removed even if a measurement fails
+        folder, pad_id, examples = physics_examples(workdir,
+                                                    (args.physics_steps + 1) * PHYSICS_BATCH * PHYSICS_ACCUMULATION)
+        for method, measure_physics in (("trainer", trainer_physics), ("physlora", physlora_physics)):
+            measured[method] = in_fresh_process(measure_physics, folder, pad_id, examples, args.physics_steps)
     rows = []
     for method, m in measured.items():
         useful = m["answer_tokens"] / m["seconds"]

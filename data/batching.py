@@ -35,6 +35,7 @@ Batches. A micro-batch is a list of rows, a row a list of example indices.
 An epoch's plan is a pure function of (seed, epoch): a resumed run rebuilds it, with no loader
 state to save.
 """
+import hashlib
 import math
 import random
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from typing import Optional
 import torch
 
 from common.errors import PhysloraError
+from data.schema import load_records
 from model.loss import IGNORE_INDEX
 
 END_OF_TURN = {"chatml": "<|im_end|>", "llama3": "<|eot_id|>"}
@@ -224,3 +226,14 @@ def check_not_empty(encoded: Encoded, source: str, max_len: int) -> None:
     if not encoded.examples:
         raise PhysloraError(f"{source}: every target is longer than --max-len {max_len} tokens; "
                             "raise --max-len")
+
+
+def load_examples(path: str, tokenizer, max_len: int, reasoning_share: float = 1.0, seed: int = 0) -> tuple:
+    """(examples, report) of one split file; the report (path, sha256, counts) goes to the run's config."""
+    encoded = encode_records(load_records(path), tokenizer, max_len, reasoning_share, seed)
+    check_not_empty(encoded, path, max_len)
+    with open(path, "rb") as f:
+        report = {"path": path, "sha256": hashlib.sha256(f.read()).hexdigest(), "records": encoded.records,
+                  "examples": len(encoded.examples), "truncated": encoded.truncated, "dropped": encoded.dropped,
+                  "answer_only": encoded.answer_only}
+    return encoded.examples, report

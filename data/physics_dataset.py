@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 from common.errors import PhysloraError
 from data import physics_rules as rules
-from data.families import all_families, sample_params
+from data.families import Family, all_families, sample_params
 from data.physics_prompts import prompt, scenario_text
 from data.physics_reasoning import reasoning, target
 from data.quantities import Units, round_sig
@@ -84,7 +84,7 @@ def split_families(families: list, rng: random.Random) -> dict:
 
 class Drawn(NamedTuple):
     """One scenario before it becomes a record."""
-    family: object
+    family: Family
     params: dict
     verdict: rules.Verdict
     units: Units
@@ -151,7 +151,7 @@ def draw_pairs(quota: dict, by_outcome: dict, window: tuple, rng: random.Random,
     """Scenarios filling `quota` (outcome -> count), each followed by a contrast twin when one is found."""
     quota, drawn = dict(quota), []
     while sum(quota.values()):
-        outcome = rng.choice([o for o, n in quota.items() for _ in range(n)])
+        outcome = rng.choices(list(quota), weights=list(quota.values()))[0]
         drawn.append(draw(outcome, by_outcome[outcome], window, rng, seen_prompts))
         quota[outcome] -= 1
         others = [o for o, n in quota.items() if n and o != outcome and o in drawn[-1].family.outcomes]
@@ -166,16 +166,16 @@ def draw_pairs(quota: dict, by_outcome: dict, window: tuple, rng: random.Random,
 
 
 def physics_record(split: str, index: int, drawn: Drawn, difficulty: float) -> dict:
-    family, p, verdict, units, text, (template, _), _ = drawn
+    family, p, verdict, units = drawn.family, drawn.params, drawn.verdict, drawn.units
     checks = [{"check": c.name, "load": round_sig(c.load, 6),
                "limits": {mode: round_sig(limit, 6) for mode, limit in c.limits.items()}, "fails": c.fails}
               for c in verdict.checks]
     answer = {"fails": verdict.fails, "mode": verdict.mode, "margin": round(verdict.margin, 4),
               "governing_check": verdict.governing.name, "checks": checks}
-    meta = {"family": family.name, "object": family.obj.key, "action": family.action.key, "template": template,
+    meta = {"family": family.name, "object": family.obj.key, "action": family.action.key, "template": drawn.frames[0],
             "difficulty": difficulty, "units": {"length": units.length, "accel": units.accel, "angle": units.angle},
             "reasoning_source": "physics", "params": p}
-    return make_record(f"physics-{split}-{index:05d}", "physics_scenario", split, text,
+    return make_record(f"physics-{split}-{index:05d}", "physics_scenario", split, drawn.text,
                        target(verdict, reasoning(verdict, p, units, family.obj.noun)), answer, meta)
 
 
@@ -192,12 +192,12 @@ def generate(sizes: dict, seed: int, difficulty: float, contrast: bool = False) 
         if split == "test_seen":  # only families that training really showed
             trained = {r["meta"]["family"] for r in splits["train"]}
             families["test_seen"] = [f for f in families["train"] if f.name in trained]
-        plan = [outcome for outcome, n in quotas(sizes[split]).items() for _ in range(n)]
-        rng.shuffle(plan)
         by_outcome = {o: [f for f in families[split] if o in f.outcomes] for o in rules.OUTCOMES}
         if split == "train" and contrast:
             drawn = draw_pairs(quotas(sizes[split]), by_outcome, window, rng, seen_prompts)
         else:
+            plan = [outcome for outcome, n in quotas(sizes[split]).items() for _ in range(n)]
+            rng.shuffle(plan)
             drawn = [draw(o, by_outcome[o], window, rng, seen_prompts) for o in plan]
         splits[split] = [physics_record(split, i, d, difficulty) for i, d in enumerate(drawn)]
     card = {"kind": "physics", "seed": seed, "difficulty": difficulty,
