@@ -32,6 +32,7 @@ from common.cli import add_model_arguments, as_argv
 from common.errors import user_errors_are_one_line
 from common.progress import format_duration
 from common.runs import open_run_dir, read_timings, resumed_settings, run_stage
+from data.physics_dataset import ANSWER_STYLES
 from evaluation.report import render
 from lora.checkpoint import latest_checkpoint
 
@@ -61,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--contrast", action=argparse.BooleanOptionalAction, default=False,
                       help="contrast twins in the train split (see generate_data.py physics --help); "
                            "default: %(default)s")
+    data.add_argument("--answer-style", choices=ANSWER_STYLES, default="checks",
+                      help="verdict: the student answers YES/NO, FAILURE_MODE and REASONING; checks: it writes a check "
+                           "program and a calculator runs it (see generate_data.py physics --help); default: %(default)s")
     lora = parser.add_argument_group("training (train.py)")
     lora.add_argument("--rank", type=int, default=8, help="default: %(default)s")
     lora.add_argument("--alpha", type=float, default=32.0, help="default: %(default)s")
@@ -75,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "(see train.py --help); default: %(default)s")
     lora.add_argument("--eval-every", type=int, default=88, help="steps between val losses; default: %(default)s")
     evaluation = parser.add_argument_group("evaluation (evaluate.py)")
-    evaluation.add_argument("--eval-batch-size", type=int, default=32, help="default: %(default)s")
+    evaluation.add_argument("--eval-batch-size", type=int, default=48, help="default: %(default)s")
     evaluation.add_argument("--max-new-tokens", type=int, default=None,
                             help="token budget of each answer; default: evaluate.py's (160 for scenarios)")
     parser.add_argument("--quick", action="store_true",
@@ -114,7 +118,8 @@ def main(argv=None) -> str:
     with distributed.rank0_first():  # rank 0 writes the data; the others then find it done
         run_stage("data", os.path.exists(os.path.join(data, "card.json")), lambda: generate_data.main(
             as_argv("physics", "--out", data, "--seed", args.seed, "--difficulty", args.difficulty, "--overwrite",
-                    *sizes, *(["--contrast"] if args.contrast else []))), timings_path)
+                    "--answer-style", args.answer_style, *sizes, *(["--contrast"] if args.contrast else []))),
+            timings_path)
 
     train_args = ["--model", args.model, "--dtype", args.dtype, "--device", args.device, "--data", data,
                   "--rank", args.rank, "--alpha", args.alpha, "--targets", args.targets, "--epochs", args.epochs,

@@ -1,6 +1,6 @@
 """Make training and test data: physics scenarios, physics QA, verifiable puzzles, or import your own.
 
-    python generate_data.py physics [--out data_out/physics] [--seed 0] [--difficulty 0.2]
+    python generate_data.py physics [--out data_out/physics] [--seed 0] [--difficulty 0.2] [--answer-style checks]
     python generate_data.py qa      [--out data_out/qa]
     python generate_data.py puzzles [--out data_out/puzzles] [--difficulty 1-10]
     python generate_data.py import FILE_OR_HUB_ID [--out data_out/import] [--skip-invalid]
@@ -18,7 +18,9 @@ from data.schema import prepare_output_dir, summary_lines, write_dataset
 
 def run_physics(args) -> tuple:
     sizes = {"train": args.train, "val": args.val, "test_seen": args.test_seen, "test_unseen": args.test_unseen}
-    splits, card = physics_dataset.generate(sizes, args.seed, args.difficulty, args.contrast)
+    if args.teacher_url and args.answer_style == "checks":
+        raise PhysloraError("--teacher-url writes REASONING lines; --answer-style checks has none, drop one")
+    splits, card = physics_dataset.generate(sizes, args.seed, args.difficulty, args.contrast, args.answer_style)
     if args.teacher_url:
         if not args.teacher_model:
             raise PhysloraError("--teacher-url needs --teacher-model NAME")
@@ -77,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="train split: follow each scenario with a contrast twin when one exists (same family, "
                               "words and units, one number redrawn so that the outcome changes); the counts per "
                               "outcome stay exact")
+    physics.add_argument("--answer-style", choices=physics_dataset.ANSWER_STYLES, default="verdict",
+                         help="verdict: the target is YES/NO, FAILURE_MODE and a REASONING sentence; checks: the "
+                              "target is a check program, one arithmetic line per check, whose verdict a calculator "
+                              "computes at evaluation (data/check_program.py); default: %(default)s")
     physics.add_argument("--teacher-url", help="OpenAI-compatible endpoint (e.g. http://127.0.0.1:8000/v1) whose "
                                                "model writes the REASONING; labels stay from physics; default: none")
     physics.add_argument("--teacher-model", help="model name sent to the teacher endpoint")

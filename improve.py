@@ -77,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     problems.add_argument("--train", type=int, default=48, help="train problems; default: %(default)s")
     problems.add_argument("--val", type=int, default=30, help="val problems; default: %(default)s")
     problems.add_argument("--test", type=int, default=60, help="test problems; default: %(default)s")
-    problems.add_argument("--cases", type=int, default=5, help="test cases per problem; default: %(default)s")
+    problems.add_argument("--cases", type=int, default=24,
+                          help="test cases per problem: the prompt shows the first, the others stay hidden, so that "
+                               "a program fitting a few strings (a lookup) fails; default: %(default)s")
     loop = parser.add_argument_group("the loop")
     loop.add_argument("--iterations", type=int, default=5, help="sample-verify-train rounds; default: %(default)s")
     loop.add_argument("--samples", type=int, default=8, help="programs sampled per train problem (K); "

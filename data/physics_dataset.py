@@ -20,6 +20,10 @@ number. So each drawn scenario is followed, when possible, by a twin: the same f
 units with one independent number redrawn (a grip force, a drop height, a gap) so that the outcome
 changes to one the quotas still need. Only the numbers tell the two apart. The counts per outcome
 stay exact; about nine in ten scenarios find a twin.
+
+Answer style: "verdict" targets are YES/NO, FAILURE_MODE and a REASONING sentence
+(physics_reasoning); "checks" targets are check programs that a calculator runs (check_program).
+Both styles draw the same scenarios from the same seed: only prompts' questions and targets differ.
 """
 import random
 from typing import NamedTuple
@@ -27,7 +31,9 @@ from typing import NamedTuple
 from common.errors import PhysloraError
 from data import physics_rules as rules
 from data.families import Family, all_families, sample_params
-from data.physics_prompts import prompt, scenario_text
+from data import check_program
+from data.check_program import write_program
+from data.physics_prompts import QUESTION, prompt, scenario_text
 from data.physics_reasoning import reasoning, target
 from data.quantities import Units, round_sig
 from data.schema import make_record
@@ -39,6 +45,7 @@ MIN_FAMILIES_PER_MODE = 3
 MAX_ATTEMPTS = 20000
 TWIN_ATTEMPTS = 200  # per wanted outcome
 DEFAULT_DIFFICULTY = 0.2
+ANSWER_STYLES = ("verdict", "checks")  # YES/NO + mode + reasoning, or a check program (data/check_program.py)
 
 
 def margin_window(difficulty: float) -> tuple:
@@ -88,7 +95,7 @@ class Drawn(NamedTuple):
     params: dict
     verdict: rules.Verdict
     units: Units
-    text: str           # the prompt
+    scenario: str       # the words of the scenario (the prompt without its question)
     frames: tuple       # indices of its action template and grasp sentence (physics_prompts.scenario_text)
     words_state: tuple  # the random state its words were chosen from (a twin reuses it)
 
@@ -98,7 +105,7 @@ def is_clear(verdict: rules.Verdict, window: tuple) -> bool:
     return all(check.clearness >= low for check in verdict.checks) and abs(verdict.margin) <= high
 
 
-def draw(outcome: str, families: list, window: tuple, rng: random.Random, seen_prompts: set) -> Drawn:
+def draw(outcome: str, families: list, window: tuple, rng: random.Random, seen_scenarios: set) -> Drawn:
     """Sample scenarios of random families until one has `outcome` at the wanted distance."""
     if not families:
         raise PhysloraError(f"no family can show {outcome!r} here; test_seen needs a non-empty --train")
@@ -112,10 +119,9 @@ def draw(outcome: str, families: list, window: tuple, rng: random.Random, seen_p
                       angle=rng.choice(("°", " degrees")))
         words_state = rng.getstate()
         scenario, frames = scenario_text(p, family, units, rng)
-        text = prompt(scenario)
-        if text not in seen_prompts:
-            seen_prompts.add(text)
-            return Drawn(family, p, verdict, units, text, frames, words_state)
+        if scenario not in seen_scenarios:
+            seen_scenarios.add(scenario)
+            return Drawn(family, p, verdict, units, scenario, frames, words_state)
     raise PhysloraError(f"--difficulty: found no clear enough {outcome!r} case in {MAX_ATTEMPTS} tries; "
                         f"lower --difficulty")
 
@@ -127,7 +133,7 @@ TWIN_KEYS = ("mass_kg", "grip_friction", "crush_n", "safe_impact_mps", "fill", "
              "release_speed_mps", "edge_distance_m", "gap_m", "carry_height_m", "shelf_m", "drop_height_m")
 
 
-def twin(original: Drawn, outcome: str, window: tuple, rng: random.Random, seen_prompts: set):
+def twin(original: Drawn, outcome: str, window: tuple, rng: random.Random, seen_scenarios: set):
     """A contrast twin of `original` with `outcome`, or None: the same family, words and units, one number
     redrawn. Told apart only by their numbers, a pair teaches the model to read them."""
     keys = [key for key in TWIN_KEYS if key in original.params]
@@ -140,24 +146,23 @@ def twin(original: Drawn, outcome: str, window: tuple, rng: random.Random, seen_
         words = random.Random()
         words.setstate(original.words_state)
         scenario, _ = scenario_text(p, original.family, original.units, words, original.frames)
-        text = prompt(scenario)
-        if text not in seen_prompts:
-            seen_prompts.add(text)
-            return original._replace(params=p, verdict=verdict, text=text)
+        if scenario not in seen_scenarios:
+            seen_scenarios.add(scenario)
+            return original._replace(params=p, verdict=verdict, scenario=scenario)
     return None
 
 
-def draw_pairs(quota: dict, by_outcome: dict, window: tuple, rng: random.Random, seen_prompts: set) -> list:
+def draw_pairs(quota: dict, by_outcome: dict, window: tuple, rng: random.Random, seen_scenarios: set) -> list:
     """Scenarios filling `quota` (outcome -> count), each followed by a contrast twin when one is found."""
     quota, drawn = dict(quota), []
     while sum(quota.values()):
         outcome = rng.choices(list(quota), weights=list(quota.values()))[0]
-        drawn.append(draw(outcome, by_outcome[outcome], window, rng, seen_prompts))
+        drawn.append(draw(outcome, by_outcome[outcome], window, rng, seen_scenarios))
         quota[outcome] -= 1
         others = [o for o, n in quota.items() if n and o != outcome and o in drawn[-1].family.outcomes]
         rng.shuffle(others)
         for other in others:
-            pair = twin(drawn[-1], other, window, rng, seen_prompts)
+            pair = twin(drawn[-1], other, window, rng, seen_scenarios)
             if pair:
                 drawn.append(pair)
                 quota[other] -= 1
@@ -165,7 +170,7 @@ def draw_pairs(quota: dict, by_outcome: dict, window: tuple, rng: random.Random,
     return drawn
 
 
-def physics_record(split: str, index: int, drawn: Drawn, difficulty: float) -> dict:
+def physics_record(split: str, index: int, drawn: Drawn, difficulty: float, answer_style: str) -> dict:
     family, p, verdict, units = drawn.family, drawn.params, drawn.verdict, drawn.units
     checks = [{"check": c.name, "load": round_sig(c.load, 6),
                "limits": {mode: round_sig(limit, 6) for mode, limit in c.limits.items()}, "fails": c.fails}
@@ -175,18 +180,24 @@ def physics_record(split: str, index: int, drawn: Drawn, difficulty: float) -> d
     meta = {"family": family.name, "object": family.obj.key, "action": family.action.key, "template": drawn.frames[0],
             "difficulty": difficulty, "units": {"length": units.length, "accel": units.accel, "angle": units.angle},
             "reasoning_source": "physics", "params": p}
-    return make_record(f"physics-{split}-{index:05d}", "physics_scenario", split, drawn.text,
+    if answer_style == "checks":
+        meta["answer_style"] = "checks"
+        return make_record(f"physics-{split}-{index:05d}", "physics_scenario", split,
+                           prompt(drawn.scenario, check_program.QUESTION), write_program(verdict, p, units), answer, meta)
+    return make_record(f"physics-{split}-{index:05d}", "physics_scenario", split, prompt(drawn.scenario, QUESTION),
                        target(verdict, reasoning(verdict, p, units, family.obj.noun)), answer, meta)
 
 
-def generate(sizes: dict, seed: int, difficulty: float, contrast: bool = False) -> tuple:
+def generate(sizes: dict, seed: int, difficulty: float, contrast: bool = False, answer_style: str = "verdict") -> tuple:
     """Records per split and the card fields describing how they were made."""
     if not 0 <= difficulty <= 1:
         raise PhysloraError(f"--difficulty {difficulty}: must be between 0 and 1")
+    if answer_style not in ANSWER_STYLES:
+        raise PhysloraError(f"--answer-style {answer_style!r}: choose one of {', '.join(ANSWER_STYLES)}")
     rng = random.Random(seed)
     families = split_families(all_families(), rng)
     window = margin_window(difficulty)
-    seen_prompts = set()
+    seen_scenarios = set()
     splits = {}
     for split in SPLITS:
         if split == "test_seen":  # only families that training really showed
@@ -194,17 +205,19 @@ def generate(sizes: dict, seed: int, difficulty: float, contrast: bool = False) 
             families["test_seen"] = [f for f in families["train"] if f.name in trained]
         by_outcome = {o: [f for f in families[split] if o in f.outcomes] for o in rules.OUTCOMES}
         if split == "train" and contrast:
-            drawn = draw_pairs(quotas(sizes[split]), by_outcome, window, rng, seen_prompts)
+            drawn = draw_pairs(quotas(sizes[split]), by_outcome, window, rng, seen_scenarios)
         else:
             plan = [outcome for outcome, n in quotas(sizes[split]).items() for _ in range(n)]
             rng.shuffle(plan)
-            drawn = [draw(o, by_outcome[o], window, rng, seen_prompts) for o in plan]
-        splits[split] = [physics_record(split, i, d, difficulty) for i, d in enumerate(drawn)]
+            drawn = [draw(o, by_outcome[o], window, rng, seen_scenarios) for o in plan]
+        splits[split] = [physics_record(split, i, d, difficulty, answer_style) for i, d in enumerate(drawn)]
     card = {"kind": "physics", "seed": seed, "difficulty": difficulty,
             "margin_window_ln": [round(x, 4) for x in window],
             "balance": "per split: floor(n/2) successes (mode none); failures split evenly over the 7 modes",
             "families": {split: sorted(f.name for f in families[split]) for split in ("train", "val", "test_unseen")},
             "test_seen": "new scenarios of the train families that appear in train.jsonl"}
+    if answer_style == "checks":
+        card["answer_style"] = "checks: the target is a check program (data/check_program.py), run by a calculator"
     if contrast:
         card["contrast_twins"] = "train: each scenario followed by a twin with one number redrawn, when one exists"
     return splits, card

@@ -231,5 +231,5 @@ def scenario_text(p: dict, family: Family, units: Units, rng: random.Random, fra
     return text.replace("  ", " ").replace(" ,", ","), (index, grasp)
 
 
-def prompt(scenario: str) -> str:
-    return f"{scenario}\n{QUESTION}"
+def prompt(scenario: str, question: str = QUESTION) -> str:
+    return f"{scenario}\n{question}"

@@ -8,7 +8,9 @@ Per record, `score_record(record, output)` returns a JSON-ready dict with `id`, 
                     NO (with FAILURE_MODE none or absent) -> "none"; YES with a failure mode ->
                     that mode; anything else -- no verdict, YES without a mode, NO with a failure
                     mode -- -> "unparsed". correct = predicted class == true class;
-                    binary_correct = the YES/NO verdict alone is right.
+                    binary_correct = the YES/NO verdict alone is right. A record with meta
+                    answer_style "checks" is answered by a check program: the verdict and mode
+                    are the calculator's (data/check_program.py), unparsed if it cannot run it.
   physics_numeric   answer {"value": float, "unit": str, "rel_tol": float (optional, default
                     0.01)}: correct when |predicted - value| <= rel_tol * |value|.
   physics_mcq       answer {"choice": "B", "options": {...}}; valid letters: the keys of the
@@ -28,7 +30,7 @@ from collections import defaultdict
 
 from common.errors import PhysloraError
 from evaluation.parsing import (
-    FAILURE_MODES, extract_choice, extract_code, extract_number, parse_scenario,
+    FAILURE_MODES, extract_choice, extract_code, extract_number, parse_check_program, parse_scenario,
 )
 from evaluation.rouge import rouge_l
 from evaluation.sandbox import run_tests
@@ -63,7 +65,8 @@ def score_scenario(record: dict, output: str) -> dict:
         raise PhysloraError(f"{_where(record)}answer.mode: {true_mode!r} is not one of "
                             f"{', '.join(FAILURE_MODES)}; regenerate the data")
     true_fails = true_mode != "none"
-    parsed = parse_scenario(output)
+    checks = (record.get("meta") or {}).get("answer_style") == "checks"
+    parsed = parse_check_program(output) if checks else parse_scenario(output)
     predicted = _scenario_class(parsed.fails, parsed.mode)
     return {
         "correct": predicted == true_mode,

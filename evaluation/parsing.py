@@ -7,11 +7,13 @@ a failure of the model, not a reason to drop the example.
 
 Physics scenarios additionally get a strict format check (`format_ok`), reported separately
 as format compliance: the first non-empty line is exactly `YES` or `NO` and the next non-empty
-line is exactly `FAILURE_MODE: <mode>` with a known mode, as in the training targets.
+line is exactly `FAILURE_MODE: <mode>` with a known mode, as in the training targets. Records
+written as check programs (meta answer_style "checks") are read by `parse_check_program`.
 """
 import re
 from dataclasses import dataclass
 
+from data.check_program import run_program
 from data.physics_rules import OUTCOMES as FAILURE_MODES  # the seven modes, then "none"
 
 _MARKDOWN = re.compile(r"[*`#>]+")
@@ -36,6 +38,15 @@ class ScenarioAnswer:
 def parse_scenario(text: str) -> ScenarioAnswer:
     lines = [_MARKDOWN.sub("", line).strip() for line in text.splitlines()]
     return ScenarioAnswer(fails=_find_verdict(lines), mode=_find_mode(lines), format_ok=_is_strict(text))
+
+
+def parse_check_program(text: str) -> ScenarioAnswer:
+    """A check program's answer is what the calculator makes of it (data/check_program.py); its
+    format is right when every line is a check the calculator can run."""
+    verdict = run_program(text)
+    if verdict is None:
+        return ScenarioAnswer(fails=None, mode=None, format_ok=False)
+    return ScenarioAnswer(fails=verdict.fails, mode=verdict.mode, format_ok=True)
 
 
 def _find_verdict(lines: list[str]) -> bool | None:

@@ -68,6 +68,13 @@ def confusion_table(confusion: dict) -> list:
     return lines
 
 
+def judgement(score: dict) -> str:
+    """'right' or 'wrong', and for a scenario the class its answer was read as (a check program's is
+    the calculator's verdict, which the output itself does not show)."""
+    verdict = "right" if score["correct"] else "wrong"
+    return f"{verdict}, read as {score['pred_class']}" if "pred_class" in score else verdict
+
+
 def render(title: str, systems: dict, metrics: dict, comparisons: dict, samples: list, settings: dict,
            preamble: tuple = ()) -> str:
     """The whole report.md: preamble lines, identities, a table per split × task, confusion matrices, samples."""
@@ -86,7 +93,6 @@ def render(title: str, systems: dict, metrics: dict, comparisons: dict, samples:
         for sample in samples:
             lines += [f"**{sample['id']}** ({sample['split']}, {sample['task']}): {sample['prompt']}", "",
                       f"*reference:* {sample['target']}", ""]
-            lines += [f"*{name}* ({'right' if sample[name]['correct'] else 'wrong'}): {sample[name]['output']}"
-                      for name in names] + [""]
+            lines += [f"*{name}* ({judgement(sample[name])}): {sample[name]['output']}" for name in names] + [""]
     lines += ["## Settings", "", *(f"- `--{name.replace('_', '-')}` {value}" for name, value in settings.items()), ""]
     return "\n".join(lines)

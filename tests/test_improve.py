@@ -214,3 +214,15 @@ def test_help_shows_every_flag_with_its_default():
     for action in parser._actions:
         if action.option_strings and action.default not in (None, False, "==SUPPRESS=="):
             assert "default" in action.help, action.option_strings
+
+
+def test_default_problems_hide_cases_that_a_lookup_of_the_example_fails():
+    """A program that only knows the prompt's example (answers it, or answers its output everywhere)
+    must fail: the earlier default of five cases let such lookups pass and be trained on."""
+    cases = improve.build_parser().get_default("cases")
+    splits, _ = generate({"train": 48, "val": 30, "test": 60}, 0, (1, 1), cases)
+    for record in (r for records in splits.values() for r in records):
+        tests = record["answer"]["tests"]
+        example = tests[0]
+        assert any(t["output"] != example["output"] for t in tests[1:]), record["id"]
+        assert any(t["input"] != example["input"] for t in tests[1:]), record["id"]

@@ -16,7 +16,8 @@ keys = {k: v for k, v in m.items() if isinstance(v, dict) and 'rate' in v}
 print(json.dumps({k: round(v['rate'], 3) for k, v in keys.items()}), f'{time.time()-t:.0f}s')
 # per-check accuracy
 st = collections.defaultdict(lambda: [0, 0])
+by_id = {s['id']: s for s in scores}
 for r in recs:
-    o = entries[r['id']]['outputs'][0]; mm = re.search(r'FAILURE_MODE: (\w+)', o); pred = mm.group(1) if mm else None
+    pred = by_id[r['id']]['pred_class']
     k = r['answer']['governing_check'] + ('/F' if r['answer']['fails'] else '/P'); st[k][0] += pred == r['answer']['mode']; st[k][1] += 1
 print(' '.join(f'{k}:{v[0]}/{v[1]}' for k, v in sorted(st.items())))
