@@ -27,11 +27,11 @@ import operator
 import re
 
 from data import physics_rules as rules
+from data.physics_reasoning import G
 from data.physics_rules import Check, Verdict
 from data.quantities import Units, plain
 
 HEADER = "CHECKS:"
-G = plain(rules.G, 2)
 QUESTION = ("Will the manipulation fail? Write CHECKS: and then every check of the manipulation in the order it "
             "happens, one per line, as `check: load > failure_mode limit` in arithmetic on the numbers above.")
 

@@ -29,10 +29,8 @@ import random
 from typing import NamedTuple
 
 from common.errors import PhysloraError
-from data import physics_rules as rules
+from data import check_program, physics_rules as rules
 from data.families import Family, all_families, sample_params
-from data import check_program
-from data.check_program import write_program
 from data.physics_prompts import QUESTION, prompt, scenario_text
 from data.physics_reasoning import reasoning, target
 from data.quantities import Units, round_sig
@@ -182,10 +180,11 @@ def physics_record(split: str, index: int, drawn: Drawn, difficulty: float, answ
             "reasoning_source": "physics", "params": p}
     if answer_style == "checks":
         meta["answer_style"] = "checks"
-        return make_record(f"physics-{split}-{index:05d}", "physics_scenario", split,
-                           prompt(drawn.scenario, check_program.QUESTION), write_program(verdict, p, units), answer, meta)
-    return make_record(f"physics-{split}-{index:05d}", "physics_scenario", split, prompt(drawn.scenario, QUESTION),
-                       target(verdict, reasoning(verdict, p, units, family.obj.noun)), answer, meta)
+        question, answer_text = check_program.QUESTION, check_program.write_program(verdict, p, units)
+    else:
+        question, answer_text = QUESTION, target(verdict, reasoning(verdict, p, units, family.obj.noun))
+    return make_record(f"physics-{split}-{index:05d}", "physics_scenario", split, prompt(drawn.scenario, question),
+                       answer_text, answer, meta)
 
 
 def generate(sizes: dict, seed: int, difficulty: float, contrast: bool = False, answer_style: str = "verdict") -> tuple:
