@@ -53,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="at most N records per split: a seeded random sample kept in file order; default: all")
     parser.add_argument("--batch-size", type=int, default=16, help="prompts generated together; default: %(default)s")
     parser.add_argument("--max-new-tokens", type=int, default=None,
-                        help="token budget of every answer; default: per task (160 for physics scenarios, "
-                             "384 for problems and code, 512 for free text)")
+                        help="token budget of every answer; default: per kind of answer (160 for "
+                             "scenario verdicts, 136 for check programs, 384 for problems and code, 512 for free text)")
     parser.add_argument("--num-samples", type=int, default=1,
                         help="outputs per record; with more than 1, pass@k is reported and sampling uses "
                              "--temperature (default then 0.8); default: %(default)s")

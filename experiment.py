@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation = parser.add_argument_group("evaluation (evaluate.py)")
     evaluation.add_argument("--eval-batch-size", type=int, default=48, help="default: %(default)s")
     evaluation.add_argument("--max-new-tokens", type=int, default=None,
-                            help="token budget of each answer; default: evaluate.py's (160 for scenarios)")
+                            help="token budget of each answer; default: evaluate.py's (136 for check "
+                                 "programs, 160 for verdicts)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes (48 training scenarios, 6 steps of 4 × 2, 24 test scenarios): checks the whole "
                              "chain in a few minutes; its numbers mean nothing")

@@ -32,8 +32,8 @@ from data.physics_rules import Check, Verdict
 from data.quantities import Units, plain
 
 HEADER = "CHECKS:"
-QUESTION = ("Will the manipulation fail? Write CHECKS: and then every check of the manipulation in the order it "
-            "happens, one per line, as `check: load > failure_mode limit` in arithmetic on the numbers above.")
+QUESTION = ("Will the manipulation fail? Write CHECKS: then each check in order, one per line, as "
+            "`check: load > failure_mode limit`.")
 
 
 # --- writing (the teacher) -------------------------------------------------------------------

@@ -12,7 +12,6 @@ Every sampled number is rounded to the precision it is shown with before anythin
 import math
 import random
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Callable
 
 from data import physics_rules as rules
@@ -39,12 +38,6 @@ class Family:
     @property
     def name(self) -> str:
         return f"{self.obj.key}/{self.action.key}"
-
-    @cached_property
-    def outcomes(self) -> frozenset:
-        """Every outcome this family can produce: "none" and the modes of its checks' limits."""
-        p = sample_params(self, random.Random(0))
-        return frozenset(["none"]).union(*(check.limits for check in rules.judge(self.checks, p).checks))
 
 
 def log_uniform(rng: random.Random, low: float, high: float) -> float:

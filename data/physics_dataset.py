@@ -3,7 +3,9 @@
 Families (object × action) are dealt to train, val and test_unseen; test_seen holds new
 scenarios of the training families. So test_seen measures recall of familiar families and
 test_unseen generalisation of the same inequalities to new object × action combinations.
-Each held-out split gets at least MIN_FAMILIES_PER_MODE families able to show each mode.
+Each held-out split gets at least MIN_FAMILIES_PER_MODE families that show each mode: that show
+it as a clear case (see difficulty) in seeded trial draws, not merely have a check for it (a
+cooking pot on a tray has a tipping limit, yet practically never tips before it slides).
 
 Balance: every split holds exactly ⌊n/2⌋ successes; its failures are shared as evenly as
 possible by the seven modes (the counts differ by at most one).
@@ -26,6 +28,7 @@ Answer style: "verdict" targets are YES/NO, FAILURE_MODE and a REASONING sentenc
 Both styles draw the same scenarios from the same seed: only prompts' questions and targets differ.
 """
 import random
+from functools import lru_cache
 from typing import NamedTuple
 
 from common.errors import PhysloraError
@@ -41,6 +44,7 @@ DEFAULT_SIZES = {"train": 1400, "val": 280, "test_seen": 420, "test_unseen": 420
 FAMILY_SHARE = {"val": 0.12, "test_unseen": 0.2}
 MIN_FAMILIES_PER_MODE = 3
 MAX_ATTEMPTS = 20000
+TRIAL_DRAWS, SHOWN_AT_LEAST = 400, 2  # a family shows an outcome seen clearly in 2 of 400 trial draws
 TWIN_ATTEMPTS = 200  # per wanted outcome
 DEFAULT_DIFFICULTY = 0.2
 ANSWER_STYLES = ("verdict", "checks")  # YES/NO + mode + reasoning, or a check program (data/check_program.py)
@@ -60,30 +64,50 @@ def quotas(size: int) -> dict:
     return counts
 
 
-def split_families(families: list, rng: random.Random) -> dict:
+@lru_cache(maxsize=None)
+def shown_outcomes(family: Family, window: tuple) -> frozenset:
+    """The outcomes `family` shows as clear cases (is_clear in `window`) in its seeded trial draws."""
+    rng = random.Random(family.name)  # the same trials whatever the data seed
+    seen = {}
+    for _ in range(TRIAL_DRAWS):
+        verdict = rules.judge(family.checks, sample_params(family, rng))
+        if is_clear(verdict, window):
+            seen[verdict.mode] = seen.get(verdict.mode, 0) + 1
+    return frozenset(outcome for outcome, count in seen.items() if count >= SHOWN_AT_LEAST)
+
+
+def split_families(families: list, rng: random.Random, window: tuple) -> dict:
     """Deal families to train / val / test_unseen, each held-out split covering every mode."""
     order = list(families)
     rng.shuffle(order)
     assigned = {"val": [], "test_unseen": []}
     taken = set()
 
+    def shows(family: Family, mode: str) -> bool:
+        return mode in shown_outcomes(family, window)
+
     def take(split: str, wanted_mode=None) -> None:
-        family = next(f for f in order if f.name not in taken and (wanted_mode is None or wanted_mode in f.outcomes))
+        family = next((f for f in order if f.name not in taken and (wanted_mode is None or shows(f, wanted_mode))),
+                      None)
+        if family is None:
+            raise PhysloraError(f"family split: too few families show {wanted_mode} at this --difficulty; "
+                                f"lower --difficulty")
         assigned[split].append(family)
         taken.add(family.name)
 
-    rarest_first = sorted(rules.MODES, key=lambda mode: sum(mode in f.outcomes for f in families))
+    rarest_first = sorted(rules.MODES, key=lambda mode: sum(shows(f, mode) for f in families))
     for mode in rarest_first:
         for split in assigned:
-            while sum(mode in f.outcomes for f in assigned[split]) < MIN_FAMILIES_PER_MODE:
+            while sum(shows(f, mode) for f in assigned[split]) < MIN_FAMILIES_PER_MODE:
                 take(split, mode)
     for split, share in FAMILY_SHARE.items():
         while len(assigned[split]) < round(share * len(families)):
             take(split)
     train = [f for f in order if f.name not in taken]
     for mode in rules.MODES:
-        if sum(mode in f.outcomes for f in train) < MIN_FAMILIES_PER_MODE:
-            raise PhysloraError(f"family split: too few training families show {mode}; add families")
+        if sum(shows(f, mode) for f in train) < MIN_FAMILIES_PER_MODE:
+            raise PhysloraError(f"family split: too few training families show {mode} at this --difficulty; "
+                                f"lower --difficulty")
     return {"train": train, **assigned}
 
 
@@ -157,7 +181,7 @@ def draw_pairs(quota: dict, by_outcome: dict, window: tuple, rng: random.Random,
         outcome = rng.choices(list(quota), weights=list(quota.values()))[0]
         drawn.append(draw(outcome, by_outcome[outcome], window, rng, seen_scenarios))
         quota[outcome] -= 1
-        others = [o for o, n in quota.items() if n and o != outcome and o in drawn[-1].family.outcomes]
+        others = [o for o, n in quota.items() if n and o != outcome and o in shown_outcomes(drawn[-1].family, window)]
         rng.shuffle(others)
         for other in others:
             pair = twin(drawn[-1], other, window, rng, seen_scenarios)
@@ -194,15 +218,15 @@ def generate(sizes: dict, seed: int, difficulty: float, contrast: bool = False, 
     if answer_style not in ANSWER_STYLES:
         raise PhysloraError(f"--answer-style {answer_style!r}: choose one of {', '.join(ANSWER_STYLES)}")
     rng = random.Random(seed)
-    families = split_families(all_families(), rng)
     window = margin_window(difficulty)
+    families = split_families(all_families(), rng, window)
     seen_scenarios = set()
     splits = {}
     for split in SPLITS:
         if split == "test_seen":  # only families that training really showed
             trained = {r["meta"]["family"] for r in splits["train"]}
             families["test_seen"] = [f for f in families["train"] if f.name in trained]
-        by_outcome = {o: [f for f in families[split] if o in f.outcomes] for o in rules.OUTCOMES}
+        by_outcome = {o: [f for f in families[split] if o in shown_outcomes(f, window)] for o in rules.OUTCOMES}
         if split == "train" and contrast:
             drawn = draw_pairs(quotas(sizes[split]), by_outcome, window, rng, seen_scenarios)
         else:

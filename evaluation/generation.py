@@ -23,23 +23,32 @@ from common.progress import Progress
 from data.batching import chat_prompt_text
 from model.sampler import SamplingParams, generate
 
-# Token budgets per task: about twice the longest training target, so a model that answers in the
-# trained format is never cut off, and one that rambles is stopped reasonably soon.
-MAX_NEW_TOKENS = {"physics_scenario": 160, "physics_numeric": 384, "physics_mcq": 384, "puzzle_arithmetic": 384,
-                  "puzzle_rpn": 384, "puzzle_brackets": 384, "instruction": 512}
+# Token budgets per kind of answer: above the longest teacher target of its kind, so a model that answers
+# in the trained format is never cut off, and one that rambles is stopped soon (a base model that never
+# writes the format runs to the budget on most records: the budget sets the cost of evaluating it).
+# Longest targets in SmolLM2's tokens, end-of-turn included: scenario verdicts 141, check programs 127.
+MAX_NEW_TOKENS = {"physics_scenario": 160, "physics_scenario/checks": 136, "physics_numeric": 384,
+                  "physics_mcq": 384, "puzzle_arithmetic": 384, "puzzle_rpn": 384, "puzzle_brackets": 384,
+                  "instruction": 512}
+
+
+def answer_kind(record: dict) -> str:
+    """The MAX_NEW_TOKENS key of a record: its task, with "/checks" when it is answered by a check program."""
+    checks = (record.get("meta") or {}).get("answer_style") == "checks"
+    return record["task"] + ("/checks" if checks else "")
 
 
 @dataclass
 class GenerationSettings:
     batch_size: int = 16
-    max_new_tokens: Optional[int] = None  # None: MAX_NEW_TOKENS of each record's task
+    max_new_tokens: Optional[int] = None  # None: MAX_NEW_TOKENS of each record's kind of answer
     samples: int = 1                      # outputs per record (pass@k needs several)
     temperature: float = 0.0              # 0 = greedy
     top_p: float = 1.0
     seed: int = 0
 
-    def budget(self, task: str) -> int:
-        return self.max_new_tokens or MAX_NEW_TOKENS.get(task, 512)
+    def budget(self, record: dict) -> int:
+        return self.max_new_tokens or MAX_NEW_TOKENS.get(answer_kind(record), 512)
 
 
 def prompt_ids(tokenizer, record: dict) -> list:
@@ -48,11 +57,12 @@ def prompt_ids(tokenizer, record: dict) -> list:
 
 
 def plan_batches(records: list, prompts: list, batch_size: int) -> list:
-    """Lists of record indices: same task (same budget) and similar prompt lengths, in a fixed order."""
-    keyed = sorted(range(len(records)), key=lambda i: (records[i]["task"], -len(prompts[i]), i))
+    """Lists of record indices: same kind of answer (same budget) and similar prompt lengths, in a fixed order."""
+    kinds = [answer_kind(record) for record in records]
+    keyed = sorted(range(len(records)), key=lambda i: (kinds[i], -len(prompts[i]), i))
     batches, current = [], []
     for i in keyed:
-        if current and (len(current) == batch_size or records[current[0]]["task"] != records[i]["task"]):
+        if current and (len(current) == batch_size or kinds[current[0]] != kinds[i]):
             batches.append(current)
             current = []
         current.append(i)
@@ -77,7 +87,7 @@ def answer_batch(model, tokenizer, records: list, prompts: list, batches: list, 
                  settings: GenerationSettings) -> list:
     """The outputs entries of batch `number` (prompts[i]: record i's token ids); its seed depends on its number alone."""
     batch = batches[number]
-    budget = settings.budget(records[batch[0]]["task"])
+    budget = settings.budget(records[batch[0]])
     samples = []
     for sample in range(settings.samples):
         params = SamplingParams(budget, settings.temperature, 0, settings.top_p,

@@ -195,6 +195,20 @@ def test_same_seed_gives_byte_identical_files_and_another_seed_does_not(tmp_path
     assert files(tmp_path / "a")["train.jsonl"] != files(tmp_path / "c")["train.jsonl"]
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_every_seed_generates_the_default_sizes(seed):
+    splits, _ = physics_dataset.generate(physics_dataset.DEFAULT_SIZES, seed, physics_dataset.DEFAULT_DIFFICULTY)
+    assert {split: len(records) for split, records in splits.items()} == physics_dataset.DEFAULT_SIZES
+
+
+def test_a_family_shows_only_the_modes_it_produces_as_clear_cases():
+    families = {f.name: f for f in all_families()}
+    window = physics_dataset.margin_window(physics_dataset.DEFAULT_DIFFICULTY)
+    # A cooking pot on a tray has a tipping limit but slides long before it tips.
+    assert "tipping" not in physics_dataset.shown_outcomes(families["cooking_pot/carry_tray"], window)
+    assert {"tipping", "none"} <= physics_dataset.shown_outcomes(families["thermos/push"], window)
+
+
 def test_higher_difficulty_moves_cases_closer_to_their_thresholds():
     sizes = {"train": 140, "val": 28, "test_seen": 42, "test_unseen": 42}
     mean_distance = {}
