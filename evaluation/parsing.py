@@ -180,17 +180,19 @@ _CODE_START = re.compile(r"^(?:def |class |import |from \S+ import |@)")
 
 
 def extract_code(text: str, function_name: str | None = None) -> str | None:
-    """Python source from a model answer: the ```python block (unclosed blocks run to the end)
-    that defines `function_name` -- else the first Python block -- else a bare run of code
-    starting at the first def/class/import line. None when there is no code at all."""
+    """Python source from a model answer: the first ```python block (unclosed blocks run to the
+    end) or bare run of code (from the first def/class/import line to the prose after it) that
+    defines `function_name` -- else the first Python block -- else the bare code. None when there
+    is no code at all. The bare code counts even beside fences: an answer that starts with its
+    function and then closes a block it never opened holds one fenced "block", of prose."""
     blocks = _python_fenced_blocks(text)
-    if blocks:
-        if function_name:
-            defining = [b for b in blocks if re.search(rf"^\s*def {re.escape(function_name)}\s*\(", b, re.M)]
-            if defining:
-                return defining[0]
-        return blocks[0]
-    return _bare_code(text)
+    bare = _bare_code(text)
+    if function_name:
+        defines = re.compile(rf"^\s*def {re.escape(function_name)}\s*\(", re.M)
+        defining = [code for code in blocks + [bare] if code and defines.search(code)]
+        if defining:
+            return defining[0]
+    return blocks[0] if blocks else bare
 
 
 def _python_fenced_blocks(text: str) -> list[str]:

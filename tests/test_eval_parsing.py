@@ -138,5 +138,10 @@ def test_bare_code_stops_at_the_prose_after_it():
     assert extract_code(output, "solve") == f"import re\n\n{SOLUTION}\n"
 
 
+def test_a_function_before_a_stray_closing_fence_is_read_as_bare_code():
+    output = f"{SOLUTION}\n\n# Example usage:\nprint(solve('8 / 9'))\n```\n\nIn this implementation, eval() is used."
+    assert extract_code(output, "solve") == f"{SOLUTION}\n\n# Example usage:\n"
+
+
 def test_output_without_code_gives_none():
     assert extract_code("I cannot write that function.", "solve") is None
