@@ -274,9 +274,11 @@ def run_iteration(args, run: str, i: int, problems: dict, answer, history: list)
                   lambda: write_selection(args, data, pool, samples, problems["val"]))
         with open(card) as f:
             selection = {key: value for key, value in json.load(f).items() if key in selection}
-        stage(f"train on {selection['kept']} kept programs",
-              selection["kept"] == 0 or os.path.exists(os.path.join(trained, WEIGHTS_FILE)),
-              lambda: train_on_kept(args, data, trained, previous, selection["kept"]))
+        if selection["kept"]:
+            stage(f"train on {selection['kept']} kept programs", os.path.exists(os.path.join(trained, WEIGHTS_FILE)),
+                  lambda: train_on_kept(args, data, trained, previous, selection["kept"]))
+        else:
+            print(f"== iteration {i}: no sample passed, nothing to train on: the model stays as it was", flush=True)
 
     records, adapter, greedy, checked = [r for split in SPLITS for r in problems[split]], adapter_after(run, i), {}, []
 

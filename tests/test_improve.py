@@ -209,6 +209,15 @@ def test_an_interrupted_tiny_run_resumes_to_the_same_metrics(tiny, tmp_path):
         [{k: v for k, v in m.items() if k != "seconds"} for m in whole]
 
 
+def test_an_iteration_that_keeps_nothing_trains_nothing_and_says_so(tiny, tmp_path, capsys):
+    random_model = improve.model_answerer(argparse.Namespace(model=tiny, dtype="fp32", device="cpu"))
+    result = improve.main(settings(tiny, tmp_path / "run", "--iterations", "1", "--samples", "2",
+                                   "--max-new-tokens", "8", "--batch-size", "8"), answer=random_model)
+    assert result["metrics"][1]["kept"] == 0 and result["metrics"][1]["adapter"] is None
+    assert not os.path.exists(os.path.join(result["run"], "iter-1", "train"))
+    assert "iteration 1: no sample passed, nothing to train on" in capsys.readouterr().out
+
+
 def test_help_shows_every_flag_with_its_default():
     parser = improve.build_parser()
     for action in parser._actions:
