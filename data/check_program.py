@@ -36,6 +36,11 @@ QUESTION = ("Will the manipulation fail? Write CHECKS: then each check in order,
             "`check: load > failure_mode limit`.")
 
 
+def answered_by_program(record: dict) -> bool:
+    """Whether a record's answer is a check program (physics_dataset marks it: meta answer_style "checks")."""
+    return (record.get("meta") or {}).get("answer_style") == "checks"
+
+
 # --- writing (the teacher) -------------------------------------------------------------------
 
 def in_metres(metres: float, u: Units) -> str:

@@ -21,6 +21,7 @@ from typing import Optional
 from common import distributed
 from common.progress import Progress
 from data.batching import chat_prompt_text
+from data.check_program import answered_by_program
 from model.sampler import SamplingParams, generate
 
 # Token budgets per kind of answer: above the longest teacher target of its kind, so a model that answers
@@ -35,8 +36,7 @@ MAX_NEW_TOKENS = {"physics_scenario": 160, "physics_scenario/checks": 136, "phys
 
 def answer_kind(record: dict) -> str:
     """The MAX_NEW_TOKENS key of a record: its task, with "/checks" when it is answered by a check program."""
-    checks = (record.get("meta") or {}).get("answer_style") == "checks"
-    return record["task"] + ("/checks" if checks else "")
+    return record["task"] + ("/checks" if answered_by_program(record) else "")
 
 
 @dataclass

@@ -29,6 +29,7 @@ import string
 from collections import defaultdict
 
 from common.errors import PhysloraError
+from data.check_program import answered_by_program
 from evaluation.parsing import (
     FAILURE_MODES, extract_choice, extract_code, extract_number, parse_check_program, parse_scenario,
 )
@@ -65,8 +66,7 @@ def score_scenario(record: dict, output: str) -> dict:
         raise PhysloraError(f"{_where(record)}answer.mode: {true_mode!r} is not one of "
                             f"{', '.join(FAILURE_MODES)}; regenerate the data")
     true_fails = true_mode != "none"
-    checks = (record.get("meta") or {}).get("answer_style") == "checks"
-    parsed = parse_check_program(output) if checks else parse_scenario(output)
+    parsed = parse_check_program(output) if answered_by_program(record) else parse_scenario(output)
     predicted = _scenario_class(parsed.fails, parsed.mode)
     return {
         "correct": predicted == true_mode,
