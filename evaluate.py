@@ -218,3 +218,4 @@ def _headline(metrics: dict) -> str:
 if __name__ == "__main__":
     with user_errors_are_one_line():
         main(sys.argv[1:])
+    distributed.finish()  # under torchrun: the processes leave together (see there why)

@@ -398,3 +398,4 @@ def main(argv=None):
 if __name__ == "__main__":
     with user_errors_are_one_line():
         main(sys.argv[1:])
+    distributed.finish()  # under torchrun: the processes leave together (see there why)

@@ -49,9 +49,35 @@ def start(device: str) -> None:
         torch.cuda.set_device(local_rank)
     dist.init_process_group("nccl" if on_gpu else "gloo",
                             device_id=torch.device("cuda", local_rank) if on_gpu else None)
-    atexit.register(dist.destroy_process_group)
+    atexit.register(_leave)
     if dist.get_rank() > 0:
         sys.stdout = open(os.devnull, "w")
+
+
+def finish() -> None:
+    """The end of a successful run under torchrun: wait for every process, then leave at once.
+
+    Why not simply return and let Python shut down: a gloo worker thread lets go of a collective's
+    tensors a moment after the caller has its result, and letting go of a tensor Python has seen
+    takes the GIL. If the interpreter is being torn down by then, Python stops the waiting thread
+    inside a C++ destructor and the process aborts (SIGABRT, "terminate called without an active
+    exception"), which torchrun reports as a failed run. So, as multiprocessing ends its children,
+    the exit handlers run (one leaves the process group), the output is flushed, and os._exit ends
+    the process and its threads without tearing the interpreter down. Call it on every process after
+    its last collective; a process that failed never gets here, and torchrun stops the others.
+    """
+    if not dist.is_initialized():
+        return
+    dist.barrier()  # no process leaves while another may still need it
+    atexit._run_exitfuncs()
+    sys.stdout.flush()  # (torchrun runs python -u; other launchers may not)
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _leave() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def rank() -> int:

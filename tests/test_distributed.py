@@ -234,3 +234,26 @@ def test_a_two_process_improve_run_samples_verifies_and_keeps_what_one_process_d
     assert two[1]["kept"] > 0 and (tmp_path / "two" / "iter-1" / "train" / "adapter_model.safetensors").exists()
     for name in ("samples.jsonl", "eval.jsonl"):
         assert (tmp_path / "two" / "iter-1" / name).read_text() == (tmp_path / "one" / "iter-1" / name).read_text()
+
+
+FINISHING_SCRIPT = """
+import atexit, sys
+from common import distributed
+distributed.start("cpu")
+atexit.register(lambda: print("exit handler ran", file=sys.stderr))  # (rank 1 prints to /dev/null)
+names = distributed.gather([distributed.rank()])  # a collective right before the end, as train.py has
+print("ranks", names)
+distributed.finish()
+print("after finish")
+"""
+
+
+def test_finish_leaves_every_process_with_exit_code_0_its_output_and_its_exit_handlers(tmp_path):
+    script = tmp_path / "finishing.py"
+    script.write_text(FINISHING_SCRIPT)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                           str(WORLD), str(script)], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "ranks [0, 1]" in done.stdout and "after finish" not in done.stdout
+    assert done.stderr.count("exit handler ran") == WORLD
