@@ -9,6 +9,9 @@ the way a user would), the same batch of 4 × 256 tokens with every next token a
 Each configuration runs in a fresh process, so its peak RSS is its own: the peak is reset
 (/proc/self/clear_refs) after the warm-up step and read (VmHWM) after the timed steps, so it is
 the memory one optimizer step needs, weights included. tokens/s = tokens / median step time.
+The floor: the step's matmul FLOPs (`step_flops`: the least any stack must compute) at the rate
+torch.matmul reaches on this machine for the step's most common product (the MLP's 896 → 4864
+projection, forward and input gradient, over all the batch's tokens); "of floor" = floor / step time.
 
 --workloads physics: the realistic workload, useful (target) tokens per second. The default model
 (SmolLM2-135M-Instruct, real weights, exported once as an HF folder) trains on the physics train
@@ -31,11 +34,12 @@ import time
 import torch
 
 from benchmarks.shapes import QWEN25_05B, write_random_folder
-from benchmarks.timing import environment, format_row, in_fresh_process, peak_rss_gib, reset_peak_rss, save_results
+from benchmarks.timing import (environment, format_row, in_fresh_process, median_ms, peak_rss_gib,
+                               reset_peak_rss, save_results)
 from common.errors import PhysloraError
 
-COLUMNS = ("dtype", "method", "tokens/s", "step s", "peak GiB", "vs peft")
-WIDTHS = (5, 11, 9, 7, 8, 22)
+COLUMNS = ("dtype", "method", "tokens/s", "step s", "of floor", "peak GiB", "vs peft")
+WIDTHS = (5, 11, 9, 7, 8, 8, 22)
 
 
 def add_arguments(parser):
@@ -93,6 +97,47 @@ def peft_step(folder, dtype, batch, lora):
     return step
 
 
+def step_flops(config: dict, rows: int, tokens: int, lora_rank: int) -> dict:
+    """Matmul FLOPs of one step with every next token a target and LoRA on q and v: the least any stack computes.
+
+    Forward: 2 per weight per token through every linear layer (the lm_head only where there is a
+    target), plus attention's q·kᵀ and p·v over the causal half of each square. Backward: frozen
+    weights need only the input gradient, 2 per weight per token again, except in the first layer's
+    q, k and v, whose input (the embeddings) needs none; attention's backward is twice its forward.
+    LoRA, x → (x Aᵀ) Bᵀ: two products forward, four backward (A's and B's gradients, the gradient of
+    x Aᵀ, and of x but in the first layer). Norms, RoPE, SiLU and the softmax are left out: they
+    move bytes more than they compute. Returns the three parts, in FLOPs.
+    """
+    hidden, heads, layers = config["hidden_size"], config["num_attention_heads"], config["num_hidden_layers"]
+    head_dim = config.get("head_dim", hidden // heads)
+    q_features, kv_features = heads * head_dim, config["num_key_value_heads"] * head_dim
+    per_layer = 2 * hidden * q_features + 2 * hidden * kv_features + 3 * hidden * config["intermediate_size"]
+    positions, targets = rows * tokens, rows * (tokens - 1)
+    forward = 2 * (positions * layers * per_layer + targets * config["vocab_size"] * hidden)
+    first_layer_inputs = 2 * positions * hidden * (q_features + 2 * kv_features)
+    lora_in, lora_out = 2 * hidden, q_features + kv_features  # summed over q_proj and v_proj
+    lora_products = 2 * positions * lora_rank * (lora_in + lora_out)
+    return {"linear": 2 * forward - first_layer_inputs,
+            "lora": 3 * layers * lora_products - 2 * positions * lora_rank * lora_in,
+            "attention": 3 * layers * rows * 2 * 2 * q_features * tokens * (tokens + 1) / 2}
+
+
+def matmul_flops_per_s(dtype_name: str, positions: int, reps: int = 20) -> float:
+    """FLOP/s of the MLP up-projection's products at this many positions: forward x·Wᵀ and input gradient dy·W."""
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
+    generator = torch.Generator().manual_seed(0)
+    hidden, intermediate = QWEN25_05B["hidden_size"], QWEN25_05B["intermediate_size"]
+    x = torch.randn(positions, hidden, generator=generator).to(dtype)
+    weight = torch.randn(intermediate, hidden, generator=generator).to(dtype)
+    dy = torch.randn(positions, intermediate, generator=generator).to(dtype)
+
+    def products():
+        torch.nn.functional.linear(x, weight)
+        dy @ weight
+    milliseconds = median_ms({"products": products}, "cpu", reps)["products"]
+    return 2 * 2 * positions * hidden * intermediate / (milliseconds / 1e3)
+
+
 METHODS = {"peft": peft_step, "physlora": physlora_step,
            "physlora+gc": functools.partial(physlora_step, checkpointing=True)}
 
@@ -135,6 +180,13 @@ def run_equal_work(args):
     tokens = args.batch * args.tokens
     print(f"{env['device']}, torch {env['torch']}, {args.layers}-layer Qwen2.5-0.5B shape, batch {args.batch} × "
           f"{args.tokens} tokens, LoRA r=8 on q,v, median of {args.steps} steps")
+    flops = sum(step_flops({**QWEN25_05B, "num_hidden_layers": args.layers}, args.batch, args.tokens, 8).values())
+    floors = {}
+    for dtype_name in args.dtypes:
+        rate = in_fresh_process(matmul_flops_per_s, dtype_name, tokens)
+        floors[dtype_name] = {"step_tflop": flops / 1e12, "matmul_tflop_per_s": rate / 1e12, "floor_s": flops / rate}
+        print(f"floor {dtype_name}: {flops / 1e12:.2f} TFLOP a step at {rate / 1e12:.2f} TFLOP/s "
+              f"(torch.matmul, {tokens} × 896 → 4864) = {flops / rate:.2f} s", flush=True)
     print(format_row(COLUMNS, WIDTHS))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -148,14 +200,15 @@ def run_equal_work(args):
             for method, m in measured.items():
                 peft_m = measured["peft"]
                 row = {"dtype": dtype_name, "method": method, "tokens_per_s": tokens / m["seconds"],
-                       "step_s": m["seconds"], "peak_gib": m["peak_gib"],
-                       "speedup": peft_m["seconds"] / m["seconds"], "memory_ratio": m["peak_gib"] / peft_m["peak_gib"]}
+                       "step_s": m["seconds"], "share_of_floor": floors[dtype_name]["floor_s"] / m["seconds"],
+                       "peak_gib": m["peak_gib"], "speedup": peft_m["seconds"] / m["seconds"],
+                       "memory_ratio": m["peak_gib"] / peft_m["peak_gib"]}
                 rows.append(row)
                 versus = f"{row['speedup']:.2f}x speed, {row['memory_ratio']:.2f}x mem"
                 print(format_row((dtype_name, method, f"{row['tokens_per_s']:.0f}", f"{m['seconds']:.2f}",
-                                  f"{m['peak_gib']:.2f}", versus), WIDTHS), flush=True)
+                                  f"{row['share_of_floor']:.0%}", f"{m['peak_gib']:.2f}", versus), WIDTHS), flush=True)
     if not args.no_save:
-        payload = {"batch": args.batch, "tokens": args.tokens, "layers": args.layers, "rows": rows}
+        payload = {"batch": args.batch, "tokens": args.tokens, "layers": args.layers, "floors": floors, "rows": rows}
         print("saved", save_results("cpu", "train", "+".join(args.dtypes), payload))
 
 
