@@ -29,10 +29,16 @@ import torch
 from model import kernels
 
 IGNORE_INDEX = -100  # label of a position that is not scored (prompt, padding), as in PyTorch and HF
-CHUNK_BYTES = 128 * 2**20  # fp32 logits per chunk: 220 rows of Qwen2.5's vocabulary, 682 of SmolLM2's
+CHUNK_BYTES = 128 * 2**20  # fp32 logits per chunk at most: 192 rows of Qwen2.5's vocabulary, 640 of SmolLM2's
 # The lm_head matmuls run on chunks padded with zero rows to a multiple of ROW_MULTIPLE: the number of
 # target tokens differs in every batch, and on CPU oneDNN keeps kernels and buffers for each new shape.
+# Full chunks are a multiple already (default_chunk_rows), so only the last one is padded.
 ROW_MULTIPLE = 64
+
+
+def default_chunk_rows(vocab_size: int) -> int:
+    """As many rows of fp32 logits as fit in CHUNK_BYTES, rounded down to a multiple of ROW_MULTIPLE."""
+    return max(ROW_MULTIPLE, CHUNK_BYTES // (4 * vocab_size) // ROW_MULTIPLE * ROW_MULTIPLE)
 
 
 def _padded_matmul(rows: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
@@ -78,7 +84,7 @@ def chunked_cross_entropy(hidden, weight, targets, chunk_rows: int = None) -> to
     chunk_rows: rows of logits alive at a time; default: as many as fit in CHUNK_BYTES. Bigger chunks
     make faster matmuls, but a chunk adds to the peak memory: every activation is alive at that moment.
     """
-    chunk_rows = chunk_rows or max(1, CHUNK_BYTES // (4 * weight.shape[0]))
+    chunk_rows = chunk_rows or default_chunk_rows(weight.shape[0])
     # Under torch.no_grad (evaluation) no gradient is computed; forward itself always runs without grad mode.
     return _ChunkedCrossEntropy.apply(hidden, weight, targets, chunk_rows, torch.is_grad_enabled(),
                                       kernels.ops_for(hidden))

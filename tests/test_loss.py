@@ -80,3 +80,15 @@ def test_the_lm_head_products_see_row_counts_in_multiples_only():
     with MatmulRows() as recorded:
         chunked_cross_entropy(hidden, weight, targets, chunk_rows=20).backward()
     assert recorded.rows and all(rows % ROW_MULTIPLE == 0 for rows in recorded.rows)
+
+
+def test_default_chunks_are_whole_multiples_so_only_the_last_chunk_is_padded():
+    # 150 rows of this vocabulary's fp32 logits fit in CHUNK_BYTES: chunks of 150 would pad every chunk
+    vocab, rows = 223_696, 256
+    generator = torch.Generator().manual_seed(0)
+    hidden = torch.randn(rows, HIDDEN, generator=generator).requires_grad_()
+    weight = torch.randn(vocab, HIDDEN, generator=generator)
+    targets = torch.randint(0, vocab, (rows,), generator=generator)
+    with MatmulRows() as recorded:
+        chunked_cross_entropy(hidden, weight, targets).backward()
+    assert sum(recorded.rows) == 2 * rows  # logits and the hidden states' gradient, no padding row at all
