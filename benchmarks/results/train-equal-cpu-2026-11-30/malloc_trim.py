@@ -15,9 +15,6 @@ inject(model, LoRASettings(rank=8, alpha=16, dropout=0.05, targets=("q_proj", "v
 batch = torch.randint(0, 151936, (4, 256), generator=torch.Generator().manual_seed(0))
 mb = Batch(batch, batch, None, None, batch.numel(), batch[:, 1:].numel(), 0)
 where = os.environ.get("TRIM", "")
-original = train.next_token_loss if hasattr(train, "next_token_loss") else None
-def hwm():
-    return [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
 if where:
     orig = loss_module.chunked_cross_entropy
     def patched(*a, **k):
@@ -28,7 +25,6 @@ if where:
         return out
     loss_module.chunked_cross_entropy = patched
 if where == "3":
-    from model.transformer import Block
     for block in model.model.layers:
         block.register_full_backward_pre_hook(lambda *a: (libc.malloc_trim(0), None)[1])
 train.train_window(model.train(), [mb])

@@ -2,11 +2,10 @@
 
 Run from the repository root; MALLOC_MMAP_THRESHOLD_=131072 in the environment gives the glibc experiment of memory_breakdown.txt.
 """
-import os, sys, gc
+import os, sys
 sys.path.insert(0, "/work/main")
 import torch
 from benchmarks.shapes import QWEN25_05B, write_random_folder
-from benchmarks.train_suite import physlora_step
 from benchmarks.timing import reset_peak_rss, peak_rss_gib
 def rss():
     d = {}

@@ -1,9 +1,9 @@
 """One training step (random Qwen2.5-0.5B shape, LAYERS, DTYPE, METHOD=physlora|peft): median of 3 step times, then a torch.profiler table (NOPROF=1: times only)."""
-import os, sys, time, tempfile
+import os, sys, time
 sys.path.insert(0, "/work/main")
 import torch
 from benchmarks.shapes import QWEN25_05B, write_random_folder
-from benchmarks.train_suite import physlora_step, peft_step, step_flops
+from benchmarks.train_suite import physlora_step, peft_step
 layers = int(os.environ.get("LAYERS", "4"))
 dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[os.environ.get("DTYPE", "bf16")]
 method = os.environ.get("METHOD", "physlora")
