@@ -19,12 +19,11 @@ import gc
 import json
 import os
 import random
-import sys
 import time
 
 from common import distributed
-from common.cli import add_model_arguments, load_model_from_args
-from common.errors import PhysloraError, user_errors_are_one_line
+from common.cli import add_model_arguments, load_model_from_args, run_main
+from common.errors import PhysloraError
 from common.progress import Log, format_duration
 from common.runs import open_run_dir, resumed_settings
 from evaluation.generation import GenerationSettings, answer_records, read_finished
@@ -216,6 +215,4 @@ def _headline(metrics: dict) -> str:
 
 
 if __name__ == "__main__":
-    with user_errors_are_one_line():
-        main(sys.argv[1:])
-    distributed.finish()  # under torchrun: the processes leave together (see there why)
+    run_main(main)

@@ -21,15 +21,13 @@ processes (see common/distributed.py), and rank 0 writes the report.
 import argparse
 import os
 import shutil
-import sys
 import time
 
 import evaluate
 import generate_data
 import train
 from common import distributed
-from common.cli import add_model_arguments, as_argv
-from common.errors import user_errors_are_one_line
+from common.cli import add_model_arguments, as_argv, run_main
 from common.progress import format_duration
 from common.runs import open_run_dir, read_timings, resumed_settings, run_stage
 from data.physics_dataset import ANSWER_STYLES
@@ -184,6 +182,4 @@ def experiment_report(args, summary: dict, timings: dict) -> str:
 
 
 if __name__ == "__main__":
-    with user_errors_are_one_line():
-        main(sys.argv[1:])
-    distributed.finish()  # under torchrun: the processes leave together (see there why)
+    run_main(main)

@@ -34,14 +34,13 @@ import argparse
 import json
 import math
 import os
-import sys
 from collections import Counter, defaultdict
 
 import generate_data
 import train
 from common import distributed
-from common.cli import add_model_arguments, as_argv, load_model_from_args
-from common.errors import PhysloraError, user_errors_are_one_line
+from common.cli import add_model_arguments, as_argv, load_model_from_args, run_main
+from common.errors import PhysloraError
 from common.progress import Log, Progress, format_duration
 from common.runs import open_run_dir, read_timings, resumed_settings, run_stage
 from common.svg import write_line_chart
@@ -366,6 +365,4 @@ def iteration_line(m: dict) -> str:
 
 
 if __name__ == "__main__":
-    with user_errors_are_one_line():
-        main(sys.argv[1:])
-    distributed.finish()  # under torchrun: the processes leave together (see there why)
+    run_main(main)

@@ -35,8 +35,8 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from common import distributed
-from common.cli import DTYPES, add_model_arguments
-from common.errors import PhysloraError, user_errors_are_one_line
+from common.cli import DTYPES, add_model_arguments, run_main
+from common.errors import PhysloraError
 from common.progress import Progress, format_duration
 from common.runs import append_jsonl, new_run_dir, prepare_run_dir, push_to_hub, resumed_settings
 from common.svg import write_line_chart
@@ -396,6 +396,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    with user_errors_are_one_line():
-        main(sys.argv[1:])
-    distributed.finish()  # under torchrun: the processes leave together (see there why)
+    run_main(main)

@@ -34,7 +34,7 @@ import time
 import torch
 
 from benchmarks.shapes import QWEN25_05B, write_random_folder
-from benchmarks.timing import (environment, format_row, in_fresh_process, median_ms, peak_rss_gib,
+from benchmarks.timing import (DTYPES, environment, format_row, in_fresh_process, median_ms, peak_rss_gib,
                                reset_peak_rss, save_results)
 from common.errors import PhysloraError
 
@@ -124,7 +124,7 @@ def step_flops(config: dict, rows: int, tokens: int, lora_rank: int) -> dict:
 
 def matmul_flops_per_s(dtype_name: str, positions: int, reps: int = 20) -> float:
     """FLOP/s of the MLP up-projection's products at this many positions: forward x·Wᵀ and input gradient dy·W."""
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
+    dtype = DTYPES[dtype_name]
     generator = torch.Generator().manual_seed(0)
     hidden, intermediate = QWEN25_05B["hidden_size"], QWEN25_05B["intermediate_size"]
     x = torch.randn(positions, hidden, generator=generator).to(dtype)
@@ -144,7 +144,7 @@ METHODS = {"peft": peft_step, "physlora": physlora_step,
 
 def measure(method, folder, dtype_name, batch_shape, steps):
     """In a fresh process: build the method's step, warm up, time `steps` steps, read the peak RSS."""
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
+    dtype = DTYPES[dtype_name]
     batch = torch.randint(0, QWEN25_05B["vocab_size"], batch_shape, generator=torch.Generator().manual_seed(0))
     lora = dict(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=["q_proj", "v_proj"])
     step = METHODS[method](folder, dtype, batch, lora)

@@ -1,8 +1,11 @@
 """Flags shared by the command-line entry points, and the model they describe."""
 import argparse
+import sys
 
 import torch
 
+from common import distributed
+from common.errors import user_errors_are_one_line
 from model.registry import ALIASES, DEFAULT_MODEL
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -20,6 +23,14 @@ def add_model_arguments(parser: argparse.ArgumentParser, adapter: bool = True) -
         parser.add_argument("--adapter", default=None, metavar="DIR",
                             help="a LoRA adapter folder in PEFT format (a train.py run, or peft's "
                                  "save_pretrained) to apply on top of --model")
+
+
+def run_main(main) -> None:
+    """An entry point that may run under torchrun: main(command-line arguments), a user's error as one
+    line (exit code 2), and on success the processes leave together (distributed.finish says why)."""
+    with user_errors_are_one_line():
+        main(sys.argv[1:])
+    distributed.finish()
 
 
 def as_argv(*items) -> list:

@@ -4,6 +4,7 @@
 measured matmul rate. These tests count the products physlora's step really runs (every mm /
 addmm call, with its shapes) and the attention calls, and compare them with `step_flops`.
 """
+import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -39,7 +40,9 @@ class CountFlops(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
+@pytest.fixture(scope="module")
 def counted_step():
+    """What one physlora step on CONFIG runs, counted once for the tests below."""
     torch.manual_seed(0)
     model = Transformer(ModelConfig.from_hf(CONFIG))
     inject(model, LoRASettings(rank=RANK, alpha=8, dropout=0.0, targets=("q_proj", "v_proj")))
@@ -50,13 +53,13 @@ def counted_step():
     return counter
 
 
-def test_the_floor_counts_the_linear_and_lora_products_physlora_runs():
+def test_the_floor_counts_the_linear_and_lora_products_physlora_runs(counted_step):
     floor = step_flops(CONFIG, ROWS, TOKENS, RANK)
-    assert counted_step().matmul == floor["linear"] + floor["lora"]
+    assert counted_step.matmul == floor["linear"] + floor["lora"]
 
 
-def test_the_floor_counts_causal_attention_forward_once_and_backward_twice():
-    calls = counted_step().attention
+def test_the_floor_counts_causal_attention_forward_once_and_backward_twice(counted_step):
+    calls = counted_step.attention
     layers = CONFIG["num_hidden_layers"]
     assert sorted(calls) == [(False, (ROWS, 4, TOKENS, 12))] * layers + [(True, (ROWS, 4, TOKENS, 12))] * layers
     one_forward = 2 * 2 * ROWS * CONFIG["hidden_size"] * TOKENS * (TOKENS + 1) / 2  # q·kᵀ and p·v, causal half
