@@ -20,6 +20,7 @@ from torch import nn
 
 from common.errors import PhysloraError
 from lora.layer import LoRALinear
+from model.linear import Linear
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 PEFT_PREFIX = "base_model.model."
@@ -130,11 +131,10 @@ def load_adapter(model: nn.Module, folder: str) -> LoRASettings:
 
 
 def merge_into_base(model: nn.Module) -> nn.Module:
-    """Fold every adapter into its base weight (W += s·BA) and put plain nn.Linear back."""
+    """Fold every adapter into its base weight (W += s·BA) and put the model's plain Linear back."""
     for path, parent, attr, layer in _target_linears(model, TARGETS, kind=LoRALinear):
         layer.merge()
-        plain = nn.Linear(layer.weight.shape[1], layer.weight.shape[0], bias=layer.bias is not None,
-                          device="meta")
+        plain = Linear(layer.weight.shape[1], layer.weight.shape[0], bias=layer.bias is not None, device="meta")
         plain.weight, plain.bias = nn.Parameter(layer.weight.detach(), requires_grad=False), layer.bias
         setattr(parent, attr, plain)
     del model.lora_settings
@@ -145,7 +145,7 @@ def _target_linears(model: nn.Module, targets, kind=nn.Linear):
     found = []
     for path, module in model.named_modules():
         parent_path, _, attr = path.rpartition(".")
-        if attr in targets and type(module) is kind:
+        if attr in targets and isinstance(module, kind):
             found.append((path, model.get_submodule(parent_path), attr, module))
     return found
 

@@ -25,11 +25,11 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from common.errors import PhysloraError
 from model.kernels import needs_graph
+from model.linear import linear
 
 BACKENDS = ("auto", "torch", "triton")
 
@@ -60,7 +60,7 @@ class TorchOps:
     def lora_forward(x, weight, bias, lora_A, lora_B, scaling, p, seed):
         """Returns (y, u) with u = drop(x) Aᵀ saved for dB."""
         u = TorchOps.dropout(x, p, seed) @ lora_A.to(x.dtype).t()
-        y = F.linear(x, weight, bias)
+        y = linear(x, weight, bias)
         y.addmm_(u, lora_B.to(x.dtype).t(), alpha=scaling)  # in place: no second out-sized tensor
         return y, u
 
@@ -176,7 +176,7 @@ class LoRALinear(nn.Module):
 
     def forward(self, x):
         if self.merged:
-            return F.linear(x, self.weight, self.bias)
+            return linear(x, self.weight, self.bias)
         if x.shape[-1] != self.in_features:
             raise PhysloraError(f"LoRALinear input: last dimension is {x.shape[-1]}, the layer takes "
                                 f"{self.in_features}; reshape the input or wrap a matching nn.Linear")

@@ -16,7 +16,8 @@ Module and parameter names follow HF (`model.layers.N.self_attn.q_proj`, ...), s
 dict loads 1:1 and PEFT adapter keys come for free.
 
 The norms, the rotation and the SwiGLU product run as fused Triton kernels on CUDA tensors
-(model/kernels.py); elsewhere as the plain torch shown there.
+(model/kernels.py); elsewhere as the plain torch shown there. The linear layers are nn.Linear with a faster
+path for decoding in bf16 on CPU (model/linear.py).
 
 Incremental decoding writes each step's keys/values into a preallocated `KVCache` and attends
 over the filled prefix. Padded batches (left padding) pass a boolean `mask` of real tokens and
@@ -32,6 +33,7 @@ from torch import nn
 
 from model import kernels
 from model.config import ModelConfig
+from model.linear import Linear
 
 
 class RMSNorm(nn.Module):
@@ -91,10 +93,10 @@ class Attention(nn.Module):
         self.n_heads, self.n_kv_heads, self.head_dim = (
             config.num_attention_heads, config.num_key_value_heads, config.head_dim)
         hidden, q_dim, kv_dim = config.hidden_size, self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
-        self.q_proj = nn.Linear(hidden, q_dim, bias=config.qkv_bias)
-        self.k_proj = nn.Linear(hidden, kv_dim, bias=config.qkv_bias)
-        self.v_proj = nn.Linear(hidden, kv_dim, bias=config.qkv_bias)
-        self.o_proj = nn.Linear(q_dim, hidden, bias=config.o_proj_bias)
+        self.q_proj = Linear(hidden, q_dim, bias=config.qkv_bias)
+        self.k_proj = Linear(hidden, kv_dim, bias=config.qkv_bias)
+        self.v_proj = Linear(hidden, kv_dim, bias=config.qkv_bias)
+        self.o_proj = Linear(q_dim, hidden, bias=config.o_proj_bias)
 
     def forward(self, x, cos, sin, mask, cache: Optional[KVCache], cache_start: int):
         batch, length, _ = x.shape
@@ -114,9 +116,9 @@ class MLP(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         hidden, inner, bias = config.hidden_size, config.intermediate_size, config.mlp_bias
-        self.gate_proj = nn.Linear(hidden, inner, bias=bias)
-        self.up_proj = nn.Linear(hidden, inner, bias=bias)
-        self.down_proj = nn.Linear(inner, hidden, bias=bias)
+        self.gate_proj = Linear(hidden, inner, bias=bias)
+        self.up_proj = Linear(hidden, inner, bias=bias)
+        self.down_proj = Linear(inner, hidden, bias=bias)
 
     def forward(self, x):
         return self.down_proj(kernels.swiglu(self.gate_proj(x), self.up_proj(x)))
@@ -154,7 +156,7 @@ class Transformer(nn.Module):
         super().__init__()
         self.config = config
         self.model = Decoder(config)
-        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.lm_head = Linear(config.hidden_size, config.vocab_size, bias=False)
         if config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
         self.register_buffer("inv_freq", rope_inverse_frequencies(config), persistent=False)
