@@ -1,6 +1,6 @@
 """The products of one SmolLM2-135M decoding step (30 layers × q, k, v, o, gate, up, down, then the
-lm_head), random weights, timed as a whole for several ways of computing x Wᵀ: median of 7 after a
-warm-up, in ms. Run from the repository root: python -m benchmarks.results.linear-cpu-2026-11-30.products
+lm_head), random weights, timed as a whole for several ways of computing x Wᵀ under
+torch.inference_mode (as decoding runs): median of 7 after a warm-up, in ms. Run from the repository root: python -m benchmarks.results.linear-cpu-2026-11-30.products
 (or with PYTHONPATH=. python benchmarks/results/linear-cpu-2026-11-30/products.py)."""
 import statistics
 import time
@@ -14,7 +14,7 @@ LAYER = [(576, 576), (192, 576), (192, 576), (576, 576), (1536, 576), (1536, 576
 LM_HEAD = (49152, 576)
 WAYS = {
     "F.linear": lambda x, w: F.linear(x, w),
-    "mv (1 row)": lambda x, w: torch.mv(w, x[0])[None] if len(x) == 1 else None,
+    "mv (1 row)": lambda x, w: torch.mv(w, x[0]) if len(x) == 1 else None,
     "(W xT)T view": lambda x, w: (w @ x.t()).t(),
     "(W xT)T copied": lambda x, w: (w @ x.t()).t().contiguous(),
     "model.linear": linear,
@@ -50,4 +50,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    with torch.inference_mode():
+        main()
