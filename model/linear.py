@@ -3,8 +3,8 @@
 Decoding multiplies each weight W (out × in) by one row per sequence. On CPU, torch computes a
 bf16 `x @ W.t()` with few rows well below the speed that the same products reach as `W @ x.t()`
 (W as the left operand, not transposed), and with one row as the matrix-vector product `torch.mv`.
-For the 211 products of a SmolLM2 decoding step: 1.4× faster at one row, from 1.3× at 2 rows to
-1.1× at 16 after copying (W xᵀ)ᵀ back into x Wᵀ's layout (without the copy the gain is larger, but a
+For the 211 products of a SmolLM2 decoding step: 1.3–1.4× faster at one row, from 1.3× at 2 rows
+to 1.1× at 16 after copying (W xᵀ)ᵀ back into x Wᵀ's layout (without the copy the gain is larger, but a
 transposed q sends the attention to its slow path and the cache writes become strided copies);
 from about 24 rows on the copy costs what the product gains (benchmarks/results/linear-cpu-2026-11-30/).
 A whole decoding step gets 1.3× faster at batch 1 and 1.1× at batch 16. In fp32 and fp16
@@ -25,7 +25,7 @@ SKINNY_ROWS = 16
 def linear(x: torch.Tensor, weight: torch.Tensor, bias=None) -> torch.Tensor:
     """x Wᵀ + b for x (..., in), W (out, in), b (out,) or None."""
     rows = x.numel() // x.shape[-1]
-    if (x.dtype is not torch.bfloat16 or x.is_cuda or rows > SKINNY_ROWS
+    if (x.dtype is not torch.bfloat16 or x.device.type != "cpu" or rows > SKINNY_ROWS
             or needs_graph(x, weight, *(() if bias is None else (bias,)))):
         return F.linear(x, weight, bias)
     if rows == 1:

@@ -16,8 +16,8 @@ Module and parameter names follow HF (`model.layers.N.self_attn.q_proj`, ...), s
 dict loads 1:1 and PEFT adapter keys come for free.
 
 The norms, the rotation and the SwiGLU product run as fused Triton kernels on CUDA tensors
-(model/kernels.py); elsewhere as the plain torch shown there. The linear layers are nn.Linear with a faster
-path for decoding in bf16 on CPU (model/linear.py).
+(model/kernels.py); elsewhere as the plain torch shown there. The linear layers are nn.Linear
+with a faster path for decoding in bf16 on CPU (model/linear.py).
 
 Incremental decoding writes each step's keys/values into a preallocated `KVCache` and attends
 over the filled prefix. Padded batches (left padding) pass a boolean `mask` of real tokens and

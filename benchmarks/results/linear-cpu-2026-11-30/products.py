@@ -1,13 +1,14 @@
 """The products of one SmolLM2-135M decoding step (30 layers × q, k, v, o, gate, up, down, then the
 lm_head), random weights, timed as a whole for several ways of computing x Wᵀ under
-torch.inference_mode (as decoding runs): median of 7 after a warm-up, in ms. Run from the repository root: python -m benchmarks.results.linear-cpu-2026-11-30.products
-(or with PYTHONPATH=. python benchmarks/results/linear-cpu-2026-11-30/products.py)."""
-import statistics
-import time
+torch.inference_mode (as decoding runs): median of 7 after a warm-up, the ways taking turns rep
+after rep (benchmarks.timing.median_ms), in ms. Run from the repository root:
+    PYTHONPATH=. python benchmarks/results/linear-cpu-2026-11-30/products.py"""
+import functools
 
 import torch
 import torch.nn.functional as F
 
+from benchmarks.timing import median_ms
 from model.linear import linear
 
 LAYER = [(576, 576), (192, 576), (192, 576), (576, 576), (1536, 576), (1536, 576), (576, 1536)]
@@ -21,14 +22,8 @@ WAYS = {
 }
 
 
-def median_ms(fn, reps=7):
-    fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+def run_layers(way, inputs, weights):
+    return [way(inputs[w.shape[1]], w) for w in weights]
 
 
 def main():
@@ -39,13 +34,11 @@ def main():
         head = torch.randn(*LM_HEAD).to(dtype)
         for rows in (1, 2, 4, 8, 16, 24, 32, 64):
             inputs = {k: torch.randn(rows, k).to(dtype) for k in (576, 1536)}
-            cells = []
-            for name, way in WAYS.items():
-                if way(inputs[576], weights[0]) is None:
-                    continue
-                layers = median_ms(lambda: [way(inputs[w.shape[1]], w) for w in weights])
-                lm_head = median_ms(lambda: way(inputs[576], head))
-                cells.append(f"{name} {layers:6.2f} + {lm_head:5.2f}")
+            ways = {name: way for name, way in WAYS.items() if way(inputs[576], weights[0]) is not None}
+            layers = median_ms({name: functools.partial(run_layers, way, inputs, weights) for name, way in ways.items()},
+                               "cpu", 7)
+            lm_head = median_ms({name: functools.partial(way, inputs[576], head) for name, way in ways.items()}, "cpu", 7)
+            cells = [f"{name} {layers[name]:6.2f} + {lm_head[name]:5.2f}" for name in ways]
             print(f"{str(dtype)[6:]:8} rows {rows:2}: " + " | ".join(cells), flush=True)
 
 
