@@ -3,7 +3,7 @@ generation against `transformers` on tiny random Qwen2 and Llama configs (fp32).
 import pytest
 import torch
 
-from model.sampler import SamplingParams, generate
+from model.sampler import SamplingParams, generate, sample_next
 from tiny_models import CONFIGS, TINY, make_pair
 
 
@@ -79,3 +79,13 @@ def test_sampling_with_fixed_seed_is_reproducible_and_seed_dependent():
     first = generate(ours, prompt, params(1), stop_ids=[], pad_id=0)
     assert first == generate(ours, prompt, params(1), stop_ids=[], pad_id=0)
     assert first != generate(ours, prompt, params(2), stop_ids=[], pad_id=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_greedy_choice_breaks_ties_at_the_first_maximum_as_argmax_does(dtype):
+    logits = torch.zeros(3, 1000, dtype=dtype)
+    logits[0, [7, 700]] = 2.0
+    logits[1, [0, 999]] = 1.0
+    logits[2, 500:] = 3.0
+    chosen = sample_next(logits, SamplingParams(), torch.Generator())
+    assert chosen.tolist() == [7, 0, 500]
