@@ -18,8 +18,8 @@ import time
 import torch
 
 from benchmarks.shapes import LLAMA32_1B, QWEN25_05B, write_random_folder
-from benchmarks.timing import (DTYPES, environment, format_row, in_fresh_process, peak_rss_gib, reset_peak_rss,
-                               save_results)
+from benchmarks.timing import environment, format_row, in_fresh_process, peak_rss_gib, reset_peak_rss, save_results
+from common.cli import DTYPES
 from common.errors import PhysloraError
 
 PROMPT_TOKENS, NEW_TOKENS = 64, 128

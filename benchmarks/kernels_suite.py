@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.shapes import QWEN25_05B
-from benchmarks.timing import DTYPES, environment, format_row, median_ms, save_results
+from benchmarks.timing import environment, format_row, median_ms, save_results
+from common.cli import DTYPES
 from common.errors import PhysloraError
 from model import kernels
 from model.loss import CHUNK_BYTES, chunked_cross_entropy

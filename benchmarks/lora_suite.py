@@ -14,7 +14,8 @@ import copy
 import torch
 from torch import nn
 
-from benchmarks.timing import DTYPES, environment, format_row, median_ms, save_results
+from benchmarks.timing import environment, format_row, median_ms, save_results
+from common.cli import DTYPES
 from common.errors import PhysloraError
 from lora.layer import LoRALinear
 

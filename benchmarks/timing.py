@@ -16,7 +16,6 @@ from concurrent.futures import ProcessPoolExecutor
 import torch
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def median_ms(fns, device, reps):

@@ -34,8 +34,9 @@ import time
 import torch
 
 from benchmarks.shapes import QWEN25_05B, write_random_folder
-from benchmarks.timing import (DTYPES, environment, format_row, in_fresh_process, median_ms, peak_rss_gib,
-                               reset_peak_rss, save_results)
+from benchmarks.timing import (environment, format_row, in_fresh_process, median_ms, peak_rss_gib, reset_peak_rss,
+                               save_results)
+from common.cli import DTYPES
 from common.errors import PhysloraError
 
 COLUMNS = ("dtype", "method", "tokens/s", "step s", "of floor", "peak GiB", "vs peft")

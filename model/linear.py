@@ -10,8 +10,9 @@ from about 24 rows on the copy costs what the product gains (benchmarks/results/
 A whole decoding step gets 1.3× faster at batch 1 and 1.1× at batch 16. In fp32 and fp16
 `x @ W.t()` is as fast or faster, so they keep it.
 
-The fast path runs only where nothing is recorded for autograd (inference) and for at most
-SKINNY_ROWS rows; training and prefill use `F.linear`.
+The fast path runs only where nothing is recorded for autograd (inference, and LoRA's own
+forward, whose backward is written out) and for at most SKINNY_ROWS rows; prefills and training
+batches, with more rows, use `F.linear`.
 """
 import torch
 import torch.nn.functional as F
@@ -24,10 +25,10 @@ SKINNY_ROWS = 16
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias=None) -> torch.Tensor:
     """x Wᵀ + b for x (..., in), W (out, in), b (out,) or None."""
-    rows = x.numel() // x.shape[-1]
-    if (x.dtype is not torch.bfloat16 or x.device.type != "cpu" or rows > SKINNY_ROWS
+    if (x.dtype is not torch.bfloat16 or x.device.type != "cpu" or x.numel() > SKINNY_ROWS * x.shape[-1]
             or needs_graph(x, weight, *(() if bias is None else (bias,)))):
         return F.linear(x, weight, bias)
+    rows = x.numel() // x.shape[-1]
     if rows == 1:
         vector = x.reshape(-1)
         out = torch.mv(weight, vector) if bias is None else torch.addmv(bias, weight, vector)
