@@ -31,6 +31,10 @@ def parse_args(argv=None):
     parser.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest tokens (0 = all)")
     parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass; default: %(default)s")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed; default: %(default)s")
+    parser.add_argument("--decode", choices=("auto", "eager", "graph"), default="auto",
+                        help="how each decoding step runs: 'graph' replays it as a CUDA graph (GPU only; "
+                             "fixed shapes, no Python per kernel), 'eager' calls the model; default: auto, "
+                             "a graph on CUDA, eager elsewhere")
     args = parser.parse_args(argv)
     if args.max_new_tokens < 1:
         parser.error("--max-new-tokens must be at least 1")
@@ -66,7 +70,7 @@ def main(argv=None):
 
     start = time.perf_counter()
     outputs = generate(model, prompt_ids, params, tokenizer.stop_ids, tokenizer.pad_id,
-                       on_token=stream if len(prompts) == 1 else None)
+                       on_token=stream if len(prompts) == 1 else None, decode=args.decode)
     seconds = time.perf_counter() - start
     if len(prompts) == 1:
         print()

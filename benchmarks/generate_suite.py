@@ -5,11 +5,15 @@ of the same length: no padding). Both stacks read the same HF folder, in the sam
   smollm2               the default model's real weights (SmolLM2-135M-Instruct, exported from its GGUF)
   qwen2.5-0.5b-random   Qwen2.5-0.5B's shapes with random weights
   llama-3.2-1b-random   Llama-3.2-1B's shapes with random weights (slow on a CPU: opt in)
-Each (model, stack) runs in a fresh process, so its peak RSS is its own; within it, every batch
+Each (model, stack) runs in a fresh process, so its peak memory is its own; within it, every batch
 size is warmed up once and then timed --reps times; the table gives medians.
 The floor: a decoding step reads every weight once, so at batch 1 tokens/s can't exceed
-(measured read bandwidth) / (weight bytes); the table gives the share of that bound reached.
+(measured bandwidth) / (weight bytes); the table gives the share of that bound reached. On CPU the
+bandwidth is a large sum's read rate and the memory the peak RSS; on CUDA (--device cuda) it is a
+device-to-device copy's rate (bytes read + written) and the memory torch's peak allocation, and our
+decoding runs as a CUDA graph (`physlora`) and eagerly (`physlora eager`, what the graph saves).
 """
+import functools
 import os
 import statistics
 import tempfile
@@ -18,14 +22,15 @@ import time
 import torch
 
 from benchmarks.shapes import LLAMA32_1B, QWEN25_05B, write_random_folder
-from benchmarks.timing import environment, format_row, in_fresh_process, peak_rss_gib, reset_peak_rss, save_results
+from benchmarks.timing import (environment, format_row, in_fresh_process, peak_memory_gib, reset_peak_memory,
+                               save_results, synchronize)
 from common.cli import DTYPES
 from common.errors import PhysloraError
 
 PROMPT_TOKENS, NEW_TOKENS = 64, 128
 MODELS = ("smollm2", "qwen2.5-0.5b-random", "llama-3.2-1b-random")
 COLUMNS = ("model", "dtype", "batch", "stack", "tokens/s", "% of floor", "peak GiB", "vs transformers")
-WIDTHS = (20, 5, 5, 12, 9, 10, 8, 15)
+WIDTHS = (20, 5, 5, 14, 9, 10, 8, 15)
 
 
 def add_arguments(parser):
@@ -37,6 +42,7 @@ def add_arguments(parser):
                         help="rows generated at once; default: 1 16")
     parser.add_argument("--reps", type=int, default=5,
                         help="timed generations per batch size, after a warm-up; default: 5")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default: cpu")
     parser.add_argument("--no-save", action="store_true", help="print the table only")
 
 
@@ -49,36 +55,45 @@ def write_folder(name, folder):
     return write_random_folder(QWEN25_05B if name.startswith("qwen") else LLAMA32_1B, folder)
 
 
-def read_bandwidth_gbs():
-    """Read bandwidth of this machine: a 512 MiB fp32 sum, best of 5 (GB/s)."""
-    data = torch.ones(2**27)
+def bandwidth_gbs(device):
+    """Memory bandwidth, best of 5 (GB/s): on CPU a 512 MiB fp32 sum's read rate, on CUDA a 1 GiB
+    device-to-device copy's (bytes read + bytes written)."""
+    if device == "cuda":
+        source = torch.ones(2**28, device=device)
+        target, moved = torch.empty_like(source), 2 * source.numel() * 4
+        work = functools.partial(target.copy_, source)
+    else:
+        source = torch.ones(2**27)
+        moved, work = source.numel() * 4, source.sum
     best = float("inf")
     for _ in range(5):
+        synchronize(device)
         start = time.perf_counter()
-        data.sum()
+        work()
+        synchronize(device)
         best = min(best, time.perf_counter() - start)
-    return data.numel() * 4 / best / 1e9
+    return moved / best / 1e9
 
 
-def ours(folder, dtype):
+def ours(folder, dtype, device, decode="auto"):
     from model.sampler import SamplingParams, generate
     from model.weights import build_model, read_hf_folder
 
-    model = build_model(*read_hf_folder(folder), dtype, "cpu", source=folder)
+    model = build_model(*read_hf_folder(folder), dtype, device, source=folder)
 
     def run(prompts):
-        outputs = generate(model, prompts, SamplingParams(max_new_tokens=NEW_TOKENS), [], 0)
+        outputs = generate(model, prompts, SamplingParams(max_new_tokens=NEW_TOKENS), [], 0, decode=decode)
         return sum(len(o) for o in outputs)
     return model, run
 
 
-def theirs(folder, dtype):
+def theirs(folder, dtype, device):
     import transformers
 
-    model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).eval()
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(device).eval()
 
     def run(prompts):
-        ids = torch.tensor(prompts)
+        ids = torch.tensor(prompts, device=device)
         with torch.inference_mode():
             out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=NEW_TOKENS,
                                  min_new_tokens=NEW_TOKENS, do_sample=False, pad_token_id=0)
@@ -86,26 +101,31 @@ def theirs(folder, dtype):
     return model, run
 
 
-def measure(stack, folder, dtype_name, batches, reps):
-    """In a fresh process: {batch: median tokens/s}, the weight bytes and the peak RSS."""
+STACKS = {"transformers": theirs, "physlora": ours, "physlora eager": functools.partial(ours, decode="eager")}
+
+
+def measure(stack, folder, dtype_name, device, batches, reps):
+    """In a fresh process: {batch: median tokens/s}, the weight bytes and the peak memory."""
     torch.manual_seed(0)
-    model, run = {"physlora": ours, "transformers": theirs}[stack](folder, DTYPES[dtype_name])
+    model, run = STACKS[stack](folder, DTYPES[dtype_name], device)
     vocab = model.config.vocab_size
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())  # tied matrices counted once
-    reset_peak_rss()
+    reset_peak_memory(device)
     result = {}
     for batch in batches:
         prompts = torch.randint(3, vocab, (batch, PROMPT_TOKENS)).tolist()
         run(prompts)  # warm-up
         seconds = []
         for _ in range(reps):
+            synchronize(device)
             start = time.perf_counter()
             produced = run(prompts)
+            synchronize(device)
             seconds.append(time.perf_counter() - start)
             if produced != batch * NEW_TOKENS:
                 raise RuntimeError(f"{stack} produced {produced} tokens, expected {batch * NEW_TOKENS}")
         result[batch] = batch * NEW_TOKENS / statistics.median(seconds)
-    return {"tokens_per_s": result, "weight_bytes": weight_bytes, "peak_gib": peak_rss_gib()}
+    return {"tokens_per_s": result, "weight_bytes": weight_bytes, "peak_gib": peak_memory_gib(device)}
 
 
 def run(args):
@@ -113,10 +133,13 @@ def run(args):
         import transformers  # noqa: F401
     except ImportError:
         raise PhysloraError("bench.py generate: needs transformers; pip install -r requirements-dev.txt") from None
-    env = environment("cpu")
-    bandwidth = read_bandwidth_gbs()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise PhysloraError("bench.py generate --device cuda: no CUDA device is visible")
+    env = environment(args.device)
+    bandwidth = bandwidth_gbs(args.device)
+    stacks = ("transformers", "physlora") + (("physlora eager",) if args.device == "cuda" else ())
     print(f"{env['device']}, torch {env['torch']}, prompt {PROMPT_TOKENS} + {NEW_TOKENS} new tokens, greedy, "
-          f"median of {args.reps}; read bandwidth {bandwidth:.1f} GB/s")
+          f"median of {args.reps}; bandwidth {bandwidth:.1f} GB/s")
     print(format_row(COLUMNS, WIDTHS))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -124,8 +147,9 @@ def run(args):
             folder = write_folder(name, os.path.join(tmp, name))
             for dtype_name in args.dtypes:
                 measured = {}
-                for stack in ("transformers", "physlora"):
-                    measured[stack] = in_fresh_process(measure, stack, folder, dtype_name, args.batches, args.reps)
+                for stack in stacks:
+                    measured[stack] = in_fresh_process(measure, stack, folder, dtype_name, args.device,
+                                                       args.batches, args.reps)
                 for batch in args.batches:
                     for stack, m in measured.items():
                         speed = m["tokens_per_s"][batch]
@@ -140,5 +164,5 @@ def run(args):
                                           f"{m['peak_gib']:.2f}", f"{row['speedup']:.2f}x"), WIDTHS), flush=True)
     if not args.no_save:
         payload = {"prompt_tokens": PROMPT_TOKENS, "new_tokens": NEW_TOKENS, "reps": args.reps,
-                   "read_bandwidth_gbs": bandwidth, "rows": rows}
-        print("saved", save_results("cpu", "generate", "+".join(args.dtypes), payload))
+                   "bandwidth_gbs": bandwidth, "rows": rows}
+        print("saved", save_results(args.device, "generate", "+".join(args.dtypes), payload))

@@ -81,6 +81,24 @@ def format_row(cells, widths):
                      for i, (cell, width) in enumerate(zip(cells, widths)))
 
 
+def synchronize(device):
+    """Wait for the device's queued work, so that a wall-clock interval covers it."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def reset_peak_memory(device):
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        reset_peak_rss()
+
+
+def peak_memory_gib(device):
+    """On CUDA torch's peak allocation; on CPU the process's peak RSS (weights, runtime and all)."""
+    return torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else peak_rss_gib()
+
+
 def reset_peak_rss():
     try:
         with open("/proc/self/clear_refs", "w") as f:

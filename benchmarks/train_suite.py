@@ -34,8 +34,8 @@ import time
 import torch
 
 from benchmarks.shapes import QWEN25_05B, write_random_folder
-from benchmarks.timing import (environment, format_row, in_fresh_process, median_ms, peak_rss_gib, reset_peak_rss,
-                               save_results)
+from benchmarks.timing import (environment, format_row, in_fresh_process, median_ms, peak_memory_gib,
+                               reset_peak_memory, save_results, synchronize)
 from common.cli import DTYPES
 from common.errors import PhysloraError
 
@@ -55,16 +55,19 @@ def add_arguments(parser):
                              "(useful tokens/s); default: both")
     parser.add_argument("--physics-steps", type=int, default=6,
                         help="timed optimizer steps of the physics workload (16 examples each); default: 6")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where the equal-work step runs (the physics workload runs on CPU); on CUDA the "
+                             "memory column is torch's peak allocation instead of the peak RSS; default: cpu")
     parser.add_argument("--no-save", action="store_true", help="print the table only")
 
 
-def physlora_step(folder, dtype, batch, lora, checkpointing=False):
+def physlora_step(folder, dtype, device, batch, lora, checkpointing=False):
     import train
     from data.batching import Batch
     from lora.adapter import LoRASettings, inject
     from model.weights import build_model, read_hf_folder
 
-    model = build_model(*read_hf_folder(folder), dtype, "cpu", source=folder)  # no tokenizer: ids are given
+    model = build_model(*read_hf_folder(folder), dtype, device, source=folder)  # no tokenizer: ids are given
     inject(model, LoRASettings(rank=lora["r"], alpha=lora["lora_alpha"], dropout=lora["lora_dropout"],
                                targets=tuple(lora["target_modules"])))
     model.checkpoint_layers = checkpointing
@@ -80,11 +83,11 @@ def physlora_step(folder, dtype, batch, lora, checkpointing=False):
     return step
 
 
-def peft_step(folder, dtype, batch, lora):
+def peft_step(folder, dtype, device, batch, lora):
     import peft
     import transformers
 
-    model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(device)
     model = peft.get_peft_model(model, peft.LoraConfig(task_type="CAUSAL_LM", **lora))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=2e-4)
@@ -123,19 +126,19 @@ def step_flops(config: dict, rows: int, tokens: int, lora_rank: int) -> dict:
             "attention": 3 * layers * rows * 2 * 2 * q_features * tokens * (tokens + 1) / 2}
 
 
-def matmul_flops_per_s(dtype_name: str, positions: int, reps: int = 20) -> float:
+def matmul_flops_per_s(dtype_name: str, positions: int, device: str = "cpu", reps: int = 20) -> float:
     """FLOP/s of the MLP up-projection's products at this many positions: forward x·Wᵀ and input gradient dy·W."""
     dtype = DTYPES[dtype_name]
     generator = torch.Generator().manual_seed(0)
     hidden, intermediate = QWEN25_05B["hidden_size"], QWEN25_05B["intermediate_size"]
-    x = torch.randn(positions, hidden, generator=generator).to(dtype)
-    weight = torch.randn(intermediate, hidden, generator=generator).to(dtype)
-    dy = torch.randn(positions, intermediate, generator=generator).to(dtype)
+    x = torch.randn(positions, hidden, generator=generator).to(device, dtype)
+    weight = torch.randn(intermediate, hidden, generator=generator).to(device, dtype)
+    dy = torch.randn(positions, intermediate, generator=generator).to(device, dtype)
 
     def products():
         torch.nn.functional.linear(x, weight)
         dy @ weight
-    milliseconds = median_ms({"products": products}, "cpu", reps)["products"]
+    milliseconds = median_ms({"products": products}, device, reps)["products"]
     return 2 * 2 * positions * hidden * intermediate / (milliseconds / 1e3)
 
 
@@ -143,23 +146,30 @@ METHODS = {"peft": peft_step, "physlora": physlora_step,
            "physlora+gc": functools.partial(physlora_step, checkpointing=True)}
 
 
-def measure(method, folder, dtype_name, batch_shape, steps):
-    """In a fresh process: build the method's step, warm up, time `steps` steps, read the peak RSS."""
+def measure(method, folder, dtype_name, device, batch_shape, steps):
+    """In a fresh process: build the method's step, warm up, time `steps` steps, read the peak memory."""
     dtype = DTYPES[dtype_name]
     batch = torch.randint(0, QWEN25_05B["vocab_size"], batch_shape, generator=torch.Generator().manual_seed(0))
     lora = dict(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=["q_proj", "v_proj"])
-    step = METHODS[method](folder, dtype, batch, lora)
+    step = METHODS[method](folder, dtype, device, batch.to(device), lora)
     step()
-    reset_peak_rss()
+    synchronize(device)
+    reset_peak_memory(device)
     times = []
     for _ in range(steps):
         start = time.perf_counter()
         step()
+        synchronize(device)
         times.append(time.perf_counter() - start)
-    return {"seconds": statistics.median(times), "peak_gib": peak_rss_gib()}
+    return {"seconds": statistics.median(times), "peak_gib": peak_memory_gib(device)}
 
 
 def run(args):
+    if args.device == "cuda" and "physics" in args.workloads:
+        raise PhysloraError("bench.py train --device cuda: the physics workload runs on CPU only; "
+                            "add --workloads equal")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise PhysloraError("bench.py train --device cuda: no CUDA device is visible")
     if "equal" in args.workloads:
         run_equal_work(args)
     if "physics" in args.workloads:
@@ -177,14 +187,14 @@ def require_oracles():
 
 def run_equal_work(args):
     require_oracles()
-    env = environment("cpu")
+    env = environment(args.device)
     tokens = args.batch * args.tokens
     print(f"{env['device']}, torch {env['torch']}, {args.layers}-layer Qwen2.5-0.5B shape, batch {args.batch} × "
           f"{args.tokens} tokens, LoRA r=8 on q,v, median of {args.steps} steps")
     flops = sum(step_flops({**QWEN25_05B, "num_hidden_layers": args.layers}, args.batch, args.tokens, 8).values())
     floors = {}
     for dtype_name in args.dtypes:
-        rate = in_fresh_process(matmul_flops_per_s, dtype_name, tokens)
+        rate = in_fresh_process(matmul_flops_per_s, dtype_name, tokens, args.device)
         floors[dtype_name] = {"step_tflop": flops / 1e12, "matmul_tflop_per_s": rate / 1e12, "floor_s": flops / rate}
         print(f"floor {dtype_name}: {flops / 1e12:.2f} TFLOP a step at {rate / 1e12:.2f} TFLOP/s "
               f"(torch.matmul, {tokens} × 896 → 4864) = {flops / rate:.2f} s", flush=True)
@@ -196,8 +206,8 @@ def run_equal_work(args):
         for dtype_name in args.dtypes:
             measured = {}
             for method in METHODS:
-                measured[method] = in_fresh_process(measure, method, folder, dtype_name, (args.batch, args.tokens),
-                                                    args.steps)
+                measured[method] = in_fresh_process(measure, method, folder, dtype_name, args.device,
+                                                    (args.batch, args.tokens), args.steps)
             for method, m in measured.items():
                 peft_m = measured["peft"]
                 row = {"dtype": dtype_name, "method": method, "tokens_per_s": tokens / m["seconds"],
@@ -210,7 +220,7 @@ def run_equal_work(args):
                                   f"{row['share_of_floor']:.0%}", f"{m['peak_gib']:.2f}", versus), WIDTHS), flush=True)
     if not args.no_save:
         payload = {"batch": args.batch, "tokens": args.tokens, "layers": args.layers, "floors": floors, "rows": rows}
-        print("saved", save_results("cpu", "train", "+".join(args.dtypes), payload))
+        print("saved", save_results(args.device, "train", "+".join(args.dtypes), payload))
 
 
 PHYSICS_LORA = dict(r=8, lora_alpha=32, lora_dropout=0.05, target_modules=["q_proj", "v_proj"])

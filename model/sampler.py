@@ -6,6 +6,8 @@
    cache; a row stops at its first stop token, the loop when every row has stopped. Once a
    quarter of the running rows have stopped, they leave the batch (and the cache): answers of
    very different lengths no longer make every row pay for the longest.
+   On a GPU the decoding step is instead replayed as a CUDA graph (model/decode_step.py): fixed
+   shapes, so every row stays in the batch to the end.
 
 Sampling: greedy at temperature 0; otherwise softmax(logits / T) restricted to the top-k
 tokens and to the smallest set whose probability mass reaches top-p (nucleus), drawn from
@@ -18,7 +20,13 @@ from typing import Callable, Optional
 
 import torch
 
+from model.decode_step import DecodeStep
 from model.transformer import KVCache, Transformer
+
+# How each decoding step runs: 'eager' the ordinary step, 'graph' a CUDA graph replay of the
+# fixed-shape step, 'fixed' that step without the graph (what the graph replays: for tests),
+# 'auto' a graph on CUDA and eager elsewhere.
+DECODE_MODES = ("auto", "eager", "fixed", "graph")
 
 
 @dataclass
@@ -51,14 +59,19 @@ def sample_next(logits: torch.Tensor, params: SamplingParams, generator: torch.G
 
 @torch.inference_mode()
 def generate(model: Transformer, prompts: list, params: SamplingParams, stop_ids, pad_id: int,
-             on_token: Optional[Callable[[int, int], None]] = None) -> list:
+             on_token: Optional[Callable[[int, int], None]] = None, decode: str = "auto") -> list:
     """Generate for each prompt (a list of token ids); returns the new token ids per prompt.
 
     on_token(row, token) is called for every kept token as soon as it is sampled (streaming).
+    decode: one of DECODE_MODES.
     """
     if not prompts or any(len(p) == 0 for p in prompts):
         raise ValueError("every prompt needs at least one token")
+    if decode not in DECODE_MODES:
+        raise ValueError(f"decode: got {decode!r}; use one of {', '.join(DECODE_MODES)}")
     device = model.inv_freq.device
+    if decode == "auto":
+        decode = "graph" if device.type == "cuda" else "eager"
     dtype = model.model.embed_tokens.weight.dtype
     batch, prompt_len = len(prompts), max(len(p) for p in prompts)
     total_len = prompt_len + params.max_new_tokens
@@ -77,6 +90,7 @@ def generate(model: Transformer, prompts: list, params: SamplingParams, stop_ids
     # Only the last position's logits are needed: the lm_head over every prompt token would cost
     # as much as the rest of the prefill, and its output (batch × prompt × vocabulary) the most memory.
     logits = model.lm_head(model.hidden_states(tokens, positions=positions, mask=mask, cache=cache)[:, -1])
+    fixed_step = None if decode == "eager" else DecodeStep(model, cache, is_real, graph=decode == "graph")
 
     generator = torch.Generator(device=device).manual_seed(params.seed)
     stop = torch.tensor(sorted(stop_ids), dtype=torch.long, device=device)
@@ -93,15 +107,20 @@ def generate(model: Transformer, prompts: list, params: SamplingParams, stop_ids
                 on_token(prompt_of[row], outputs[prompt_of[row]][-1])
         if finished.all() or step == params.max_new_tokens - 1:
             break
-        if 4 * int(finished.sum()) >= len(prompt_of):  # drop the finished rows (a copy of the cache: not every step)
+        # Drop the finished rows (a copy of the cache: not every step); a fixed-shape step keeps them.
+        if fixed_step is None and 4 * int(finished.sum()) >= len(prompt_of):
             running = (~finished).nonzero().flatten()
             cache.keep_rows(running)
             is_real, next_pos, next_token, finished = is_real[running], next_pos[running], next_token[running], \
                 finished[running]
             prompt_of = [prompt_of[row] for row in running.tolist()]
         start = prompt_len + step
-        step_mask = is_real[:, None, None, :start + 1] if padded else None
-        logits = model(next_token[:, None], positions=next_pos, mask=step_mask, cache=cache, cache_start=start)[:, -1]
+        if fixed_step is not None:
+            logits = fixed_step(next_token, next_pos, start)
+        else:
+            step_mask = is_real[:, None, None, :start + 1] if padded else None
+            logits = model(next_token[:, None], positions=next_pos, mask=step_mask, cache=cache,
+                           cache_start=start)[:, -1]
         next_pos = next_pos + 1
     return outputs
 

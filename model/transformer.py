@@ -78,8 +78,17 @@ class KVCache(nn.Module):
         """Keep only these batch rows (the others finished generating), in this order."""
         self.keys, self.values = self.keys[:, rows], self.values[:, rows]
 
-    def update(self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor):
-        """Store this step's k, v at [start, start+T) and return the whole filled prefix."""
+    def update(self, layer: int, start, k: torch.Tensor, v: torch.Tensor):
+        """Store this step's k, v at [start, start+T) and return the keys and values to attend over.
+
+        start: an int, and the filled prefix [0, start+T) comes back; or a tensor holding the T slot
+        indices (a fixed-shape step, model/decode_step.py), and the whole cache comes back: the
+        caller's mask hides the slots not written yet.
+        """
+        if isinstance(start, torch.Tensor):
+            self.keys[layer].index_copy_(2, start, k)
+            self.values[layer].index_copy_(2, start, v)
+            return self.keys[layer], self.values[layer]
         end = start + k.shape[2]
         self.keys[layer, :, :, start:end] = k
         self.values[layer, :, :, start:end] = v
@@ -169,6 +178,8 @@ class Transformer(nn.Module):
         positions: (batch, length) token positions; default cache_start + 0..length-1.
         mask: boolean (batch, 1, length, keys) — True where a query may attend a key. Needed only
               for padded batches; without it attention is causal over [0, cache_start + length).
+        cache_start: where this block's keys go in the cache: an int, or a tensor of the slot indices
+              for a fixed-shape step, which then attends over the whole cache (pass positions and mask).
         """
         batch, length = input_ids.shape
         if positions is None:
@@ -177,7 +188,7 @@ class Transformer(nn.Module):
         angles = positions[..., None].float() * self.inv_freq
         angles = torch.cat((angles, angles), dim=-1)[:, None]  # broadcast over heads
         cos, sin = angles.cos().to(h.dtype), angles.sin().to(h.dtype)
-        if mask is None and cache_start > 0 and length > 1:  # a chunk continuing a cached prefix
+        if mask is None and length > 1 and cache_start > 0:  # a chunk continuing a cached prefix
             mask = causal_mask(length, cache_start + length, cache_start, input_ids.device)
         for layer in self.model.layers:
             if self.checkpoint_layers and torch.is_grad_enabled():

@@ -43,3 +43,12 @@ def test_adapter_changes_the_answer_and_a_fresh_adapter_does_not(smollm2_gguf, t
     base = run_generate(*prompt).stdout
     assert run_generate(*prompt, "--adapter", str(tmp_path / "fresh")).stdout == base
     assert run_generate(*prompt, "--adapter", str(tmp_path / "noisy")).stdout != base
+
+
+def test_graph_decoding_on_cpu_is_a_one_line_error(smollm2_gguf):
+    result = run_generate("--model", smollm2_gguf, "--device", "cpu", "--decode", "graph", "--raw",
+                          "--max-new-tokens", "2", "The capital of France is")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: decoding with a CUDA graph needs the model on a CUDA device, not cpu: move it to CUDA or "
+        "decode eagerly"]
