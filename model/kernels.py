@@ -184,7 +184,7 @@ class _SwiGLU(torch.autograd.Function):
 def needs_graph(*tensors) -> bool:
     """Whether autograd must record the op; without it (inference, frozen inputs) the Functions'
     bookkeeping is skipped, which is most of an op's cost at decoding's one token a row."""
-    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:

@@ -13,6 +13,12 @@ A whole decoding step gets 1.3× faster at batch 1 and 1.1× at batch 16. In fp3
 The fast path runs only where nothing is recorded for autograd (inference, and LoRA's own
 forward, whose backward is written out) and for at most SKINNY_ROWS rows; prefills and training
 batches, with more rows, use `F.linear`.
+
+Each such bf16 product also pays a fixed ~12 µs in torch's oneDNN call, as long as a small product
+itself (benchmarks/results/decode-cpu-2026-11-30/). Layers that read the same input — q, k, v;
+gate, up — can share one call: `fuse_storage` lays their weights out back to back in one tensor
+(each parameter a view of its rows: same values, same Parameter objects, same state dict) and
+`project` then multiplies by all of them at once, 10% off a SmolLM2 bf16 decoding step.
 """
 import torch
 import torch.nn.functional as F
@@ -23,11 +29,21 @@ from model.kernels import needs_graph
 SKINNY_ROWS = 16
 
 
+def takes_fast_path(x: torch.Tensor, *parameters) -> bool:
+    """Whether x (rows × in) times these weights and biases runs the bf16 CPU path for few rows."""
+    if x.dtype is not torch.bfloat16 or not x.is_cpu or x.numel() > SKINNY_ROWS * x.shape[-1]:
+        return False
+    return not needs_graph(x, *parameters)
+
+
 def linear(x: torch.Tensor, weight: torch.Tensor, bias=None) -> torch.Tensor:
     """x Wᵀ + b for x (..., in), W (out, in), b (out,) or None."""
-    if (x.dtype is not torch.bfloat16 or x.device.type != "cpu" or x.numel() > SKINNY_ROWS * x.shape[-1]
-            or needs_graph(x, weight, *(() if bias is None else (bias,)))):
+    if not takes_fast_path(x, weight, bias):
         return F.linear(x, weight, bias)
+    return _few_rows(x, weight, bias)
+
+
+def _few_rows(x, weight, bias):
     rows = x.numel() // x.shape[-1]
     if rows == 1:
         vector = x.reshape(-1)
@@ -41,5 +57,46 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias=None) -> torch.Tensor:
 class Linear(nn.Linear):
     """nn.Linear (same parameters and state dict) whose forward is `linear` above."""
 
+    joint = None  # set by fuse_storage on the first layer of a group: (weight, bias, where each layer's rows are)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return linear(x, self.weight, self.bias)
+
+
+def fuse_storage(*layers: Linear) -> None:
+    """Move the layers' weights (and biases) into one tensor, back to back, each parameter a view of its rows."""
+    # Outside inference mode even when called from generate(): the parameters must still train later.
+    with torch.inference_mode(False), torch.no_grad():
+        joint = []
+        for name in ("weight", "bias"):
+            params = [getattr(layer, name) for layer in layers]
+            if any(p is None for p in params):
+                joint.append(None)
+                continue
+            joint.append(torch.cat([p.detach() for p in params]))
+            for param, rows in zip(params, joint[-1].split([len(p) for p in params])):
+                param.data = rows
+    layers[0].joint = (*joint, _addresses(layers))
+
+
+def _addresses(layers) -> tuple:
+    return tuple((layer.weight.data_ptr(), None if layer.bias is None else layer.bias.data_ptr()) for layer in layers)
+
+
+def joint_parameters(layers) -> tuple:
+    """(weight, bias) of the layers as one, if `fuse_storage` laid them out and they are still plain
+    `Linear`s reading those rows (not wrapped by LoRA, no parameter replaced since); else None."""
+    joint = getattr(layers[0], "joint", None)
+    if joint is None or not all(type(layer) is Linear for layer in layers) or _addresses(layers) != joint[2]:
+        return None
+    return joint[:2]
+
+
+def project(x: torch.Tensor, *layers: nn.Module) -> tuple:
+    """(layer(x) for each layer), as one product when nothing is recorded for autograd, x takes the fast
+    path and the layers have joint parameters (whose product no gradient could flow through); each layer
+    on its own otherwise."""
+    joint = None if torch.is_grad_enabled() else joint_parameters(layers)
+    if joint is None:
+        return tuple(layer(x) for layer in layers)
+    return linear(x, *joint).split([layer.out_features for layer in layers], dim=-1)

@@ -33,7 +33,7 @@ from torch import nn
 
 from model import kernels
 from model.config import ModelConfig
-from model.linear import Linear
+from model.linear import Linear, fuse_storage, joint_parameters, project
 
 
 class RMSNorm(nn.Module):
@@ -109,9 +109,10 @@ class Attention(nn.Module):
 
     def forward(self, x, cos, sin, mask, cache: Optional[KVCache], cache_start: int):
         batch, length, _ = x.shape
-        q = self.q_proj(x).view(batch, length, self.n_heads, self.head_dim).transpose(1, 2)
-        k = self.k_proj(x).view(batch, length, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        v = self.v_proj(x).view(batch, length, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        q, k, v = project(x, self.q_proj, self.k_proj, self.v_proj)
+        q = q.view(batch, length, self.n_heads, self.head_dim).transpose(1, 2)
+        k = k.view(batch, length, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        v = v.view(batch, length, self.n_kv_heads, self.head_dim).transpose(1, 2)
         q, k = kernels.rope(q, k, cos, sin)
         if cache is not None:
             k, v = cache.update(self.layer_index, cache_start, k, v)
@@ -130,7 +131,7 @@ class MLP(nn.Module):
         self.down_proj = Linear(inner, hidden, bias=bias)
 
     def forward(self, x):
-        return self.down_proj(kernels.swiglu(self.gate_proj(x), self.up_proj(x)))
+        return self.down_proj(kernels.swiglu(*project(x, self.gate_proj, self.up_proj)))
 
 
 class Block(nn.Module):
@@ -201,6 +202,16 @@ class Transformer(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, **kwargs) -> torch.Tensor:
         return self.lm_head(self.hidden_states(input_ids, **kwargs))
+
+    def fuse_projections(self) -> None:
+        """Lay out each layer's q, k, v weights back to back in memory, and its gate, up weights, so that
+        bf16 decoding on CPU runs one product per group (model/linear.py). Values, parameters and state
+        dict stay the same; layers already laid out, or wrapped by LoRA, are left as they are."""
+        for block in self.model.layers:
+            for group in ((block.self_attn.q_proj, block.self_attn.k_proj, block.self_attn.v_proj),
+                          (block.mlp.gate_proj, block.mlp.up_proj)):
+                if all(type(layer) is Linear for layer in group) and joint_parameters(group) is None:
+                    fuse_storage(*group)
 
 
 def causal_mask(queries: int, keys: int, query_start: int, device) -> torch.Tensor:

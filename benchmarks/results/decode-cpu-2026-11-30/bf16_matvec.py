@@ -6,6 +6,7 @@ decoding step (one weight read once per token); median of 9 passes. GB/s = weigh
   F.linear      x @ W.t(), torch's default
   mv, no oneDNN torch.mv with torch.backends.mkldnn disabled (torch's own kernel)
   packed        oneDNN's linear on a weight reordered for batch 1 (_reorder_linear_weight)
+  to fp32, mv   the weight converted to fp32 into a reused buffer, then MKL's sgemv
   fp32 mv       the same product in fp32 (MKL sgemv), twice the bytes: the bandwidth reference
 Then one small product, cache-resident, called 2,000 times: the fixed cost of a call.
 Run: PYTHONPATH=. .venv/bin/python benchmarks/results/decode-cpu-2026-11-30/bf16_matvec.py
@@ -37,10 +38,16 @@ def no_onednn_mv(w, x):
         return torch.mv(w, x)
 
 
+def to_fp32_mv(w, x, buffers={}):
+    buffer = buffers.setdefault(w.shape, torch.empty(w.shape))
+    return torch.mv(buffer.copy_(w), x.float())
+
+
 def main():
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"{'shape':32s} {'mv':>16s} {'F.linear':>16s} {'mv, no oneDNN':>16s} {'packed':>16s} {'fp32 mv':>16s}")
+    print(f"{'shape':32s}" + "".join(f"{name:>17s}" for name in ("mv", "F.linear", "mv, no oneDNN", "packed",
+                                                                "to fp32, mv", "fp32 mv")))
     with torch.inference_mode():
         for name, (rows, cols) in SHAPES.items():
             count = max(2, int(STREAM_BYTES / (rows * cols * 2)))
@@ -53,6 +60,7 @@ def main():
                 "mv, no oneDNN": per_call_us(no_onednn_mv, weights, x),
                 "packed": per_call_us(lambda w, v: torch.ops.mkldnn._linear_pointwise(v[None], w, None, "none", [], ""),
                                       packed, x),
+                "to fp32, mv": per_call_us(to_fp32_mv, weights, x),
             }
             fp32 = [w.float() for w in weights[:max(2, count // 2)]]
             cells["fp32 mv"] = per_call_us(torch.mv, fp32, x.float())
