@@ -29,22 +29,11 @@ from model.kernels import needs_graph
 SKINNY_ROWS = 16
 
 
-def takes_fast_path(x: torch.Tensor, *parameters) -> bool:
-    """Whether x (rows × in) times these weights and biases runs the bf16 CPU path for few rows."""
-    if x.dtype is not torch.bfloat16 or not x.is_cpu or x.numel() > SKINNY_ROWS * x.shape[-1]:
-        return False
-    return not needs_graph(x, *parameters)
-
-
 def linear(x: torch.Tensor, weight: torch.Tensor, bias=None) -> torch.Tensor:
     """x Wᵀ + b for x (..., in), W (out, in), b (out,) or None."""
-    if not takes_fast_path(x, weight, bias):
-        return F.linear(x, weight, bias)
-    return _few_rows(x, weight, bias)
-
-
-def _few_rows(x, weight, bias):
     rows = x.numel() // x.shape[-1]
+    if x.dtype is not torch.bfloat16 or not x.is_cpu or rows > SKINNY_ROWS or needs_graph(x, weight, bias):
+        return F.linear(x, weight, bias)
     if rows == 1:
         vector = x.reshape(-1)
         out = torch.mv(weight, vector) if bias is None else torch.addmv(bias, weight, vector)
@@ -57,7 +46,9 @@ def _few_rows(x, weight, bias):
 class Linear(nn.Linear):
     """nn.Linear (same parameters and state dict) whose forward is `linear` above."""
 
-    joint = None  # set by fuse_storage on the first layer of a group: (weight, bias, where each layer's rows are)
+    # Set by fuse_storage on the first layer of a group: (weight, bias, where each layer's rows are). It keeps
+    # that storage alive, so the addresses checked in joint_parameters can't be reused by other tensors.
+    joint = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return linear(x, self.weight, self.bias)
@@ -93,9 +84,9 @@ def joint_parameters(layers) -> tuple:
 
 
 def project(x: torch.Tensor, *layers: nn.Module) -> tuple:
-    """(layer(x) for each layer), as one product when nothing is recorded for autograd, x takes the fast
-    path and the layers have joint parameters (whose product no gradient could flow through); each layer
-    on its own otherwise."""
+    """(layer(x) for each layer): one `linear` over the joint parameters when the layers have them and
+    nothing is recorded for autograd (no gradient could flow through the joint tensors); each layer on
+    its own otherwise."""
     joint = None if torch.is_grad_enabled() else joint_parameters(layers)
     if joint is None:
         return tuple(layer(x) for layer in layers)
