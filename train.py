@@ -40,7 +40,7 @@ from common.errors import PhysloraError
 from common.progress import Progress, format_duration
 from common.runs import append_jsonl, new_run_dir, prepare_run_dir, push_to_hub, resumed_settings
 from common.svg import write_line_chart
-from data.batching import collate, evaluation_batches, load_examples, padding_share, training_windows
+from data.batching import PAD_MULTIPLE, collate, evaluation_batches, load_examples, padding_share, training_windows
 from data.schema import split_files
 from lora.adapter import TARGETS, LoRASettings, inject, load_adapter, parameter_counts, save_adapter
 from lora.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, rng_state, save_checkpoint
@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--pack", action="store_true",
                       help="pack several examples per row (no attention or position leakage) instead of "
                            "length-bucketed padded batches")
-    data.add_argument("--pad-multiple", type=int, default=32,
+    data.add_argument("--pad-multiple", type=int, default=PAD_MULTIPLE,
                       help="pad each micro-batch's length up to a multiple of this: a few distinct matmul shapes "
                            "instead of one per batch (on CPU, oneDNN keeps kernels and buffers per shape, which "
                            "grew a run's memory by GBs and slowed it by a third); default: %(default)s")

@@ -19,8 +19,9 @@ set (generate_data.py physics, seed 0), batch 8 × 2 accumulation, LoRA r=8 alph
   trainer    transformers' Trainer + peft, every example padded to one fixed length (the reference
              notebook's recipe; here the longest example rounded up to 64 tokens, so none is cut),
              labels on every real token, as its causal-LM collator does
-  physlora   train.py's loop: length-bucketed batches with dynamic padding, loss on the answer only,
-             the lm_head skipped for positions without a target
+  physlora   train.py's loop: length-bucketed batches (the longest first) padded to a multiple of 32 as
+             train.py's default --pad-multiple, loss on the answer only, the lm_head skipped for
+             positions without a target
 Both see the same token ids (our tokenizer and chat template) and the same examples. The first
 optimizer step is a warm-up; the next --physics-steps are timed; useful tokens/s = the answer
 tokens of the timed steps / their time.
@@ -244,7 +245,7 @@ def physics_examples(workdir, count):
 def physlora_physics(folder, pad_id, examples, steps):
     """Seconds and answer tokens of `steps` optimizer steps of train.py's loop, after one warm-up step."""
     import train
-    from data.batching import collate, training_windows
+    from data.batching import PAD_MULTIPLE, collate, training_windows
     from lora.adapter import LoRASettings, inject
     from model.weights import build_model, read_hf_folder
 
@@ -257,7 +258,7 @@ def physlora_physics(folder, pad_id, examples, steps):
     seconds, answer_tokens = 0.0, 0
     for step, (_, window) in enumerate(windows[:steps + 1]):
         start = time.perf_counter()
-        batches = [collate(examples, rows, pad_id) for rows in window]
+        batches = [collate(examples, rows, pad_id, multiple=PAD_MULTIPLE) for rows in window]
         train.train_window(model.train(), batches)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()

@@ -49,6 +49,7 @@ from model.loss import IGNORE_INDEX
 
 END_OF_TURN = {"chatml": "<|im_end|>", "llama3": "<|eot_id|>"}
 BUCKET_BATCHES = 50  # micro-batches per length-sorted megabatch (as transformers' group_by_length)
+PAD_MULTIPLE = 32  # train.py's default --pad-multiple
 
 
 @dataclass
@@ -140,6 +141,11 @@ def epoch_plan(lengths: list, micro_batch: int, seed: int, epoch: int, pack_len:
             by_length = sorted(order[start:start + megabatch], key=lengths.__getitem__)
             batches += [[[i] for i in by_length[k:k + micro_batch]] for k in range(0, len(by_length), micro_batch)]
         rng.shuffle(batches)
+        # The longest micro-batch goes first (as transformers' length-grouped sampler does): if memory runs
+        # out, it runs out in the first step, not hours in, and the allocator reaches its largest size at
+        # once instead of growing, with fresh pages to fault in, at every new longest batch.
+        longest = max(range(len(batches)), key=lambda b: max(lengths[i] for [i] in batches[b]))
+        batches[0], batches[longest] = batches[longest], batches[0]
         return batches
     rows, row, used = [], [], 0
     for i in order:

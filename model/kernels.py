@@ -113,7 +113,7 @@ class TorchOps:
 
     @staticmethod
     def swiglu_forward(gate, up):
-        return F.silu(gate) * up
+        return F.silu(gate).mul_(up)
 
     @staticmethod
     def swiglu_backward(dy, gate, up):

@@ -89,6 +89,15 @@ def test_epoch_plan_covers_every_example_once_and_depends_only_on_seed_and_epoch
     assert plan != epoch_plan(lengths, micro_batch=4, seed=1, epoch=1)
 
 
+def test_each_epoch_starts_with_its_longest_micro_batch():
+    lengths = [3 + (7 * i) % 40 for i in range(103)]
+    for epoch in range(3):
+        plan = epoch_plan(lengths, micro_batch=4, seed=epoch, epoch=epoch)
+        longest = [max(lengths[i] for [i] in rows) for rows in plan]
+        assert longest[0] == max(lengths)
+        assert longest[1:] != sorted(longest[1:], reverse=True)  # the rest stay shuffled
+
+
 def test_length_buckets_pad_far_less_than_random_batches():
     lengths = [3 + (37 * i) % 200 for i in range(400)]
     examples = [Example([1] * n, 1) for n in lengths]
