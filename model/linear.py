@@ -8,7 +8,9 @@ to 1.1× at 16 after copying (W xᵀ)ᵀ back into x Wᵀ's layout (without the 
 transposed q sends the attention to its slow path and the cache writes become strided copies);
 from about 24 rows on the copy costs what the product gains (benchmarks/results/linear-cpu-2026-11-30/).
 A whole decoding step gets 1.3× faster at batch 1 and 1.1× at batch 16. In fp32 and fp16
-`x @ W.t()` is as fast or faster, so they keep it.
+`x @ W.t()` is as fast or faster, so they keep it. The MLP skips the copy (`contiguous=False`):
+silu(gate)·up keeps (W xᵀ)ᵀ's layout, which is the layout down_proj's `W @ x.t()` reads without a
+copy, and each layer saves a 16 × 3,072 transposing copy (~7% of a SmolLM2 batch-16 step).
 
 The fast path runs only where nothing is recorded for autograd (inference, and LoRA's own
 forward, whose backward is written out) and for at most SKINNY_ROWS rows; prefills and training
@@ -29,8 +31,9 @@ from model.kernels import needs_graph
 SKINNY_ROWS = 16
 
 
-def linear(x: torch.Tensor, weight: torch.Tensor, bias=None) -> torch.Tensor:
-    """x Wᵀ + b for x (..., in), W (out, in), b (out,) or None."""
+def linear(x: torch.Tensor, weight: torch.Tensor, bias=None, contiguous: bool = True) -> torch.Tensor:
+    """x Wᵀ + b for x (..., in), W (out, in), b (out,) or None; contiguous=False lets the result be a
+    transposed view (no copy), for callers whose next operations are elementwise."""
     rows = x.numel() // x.shape[-1]
     if x.dtype is not torch.bfloat16 or not x.is_cpu or rows > SKINNY_ROWS or needs_graph(x, weight, bias):
         return F.linear(x, weight, bias)
@@ -39,7 +42,8 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias=None) -> torch.Tensor:
         out = torch.mv(weight, vector) if bias is None else torch.addmv(bias, weight, vector)
     else:
         flat = x.reshape(rows, x.shape[-1]).t()
-        out = (weight @ flat if bias is None else torch.addmm(bias[:, None], weight, flat)).t().contiguous()
+        out = (weight @ flat if bias is None else torch.addmm(bias[:, None], weight, flat)).t()
+        out = out.contiguous() if contiguous else out
     return out.view(*x.shape[:-1], weight.shape[0])
 
 
@@ -83,11 +87,11 @@ def joint_parameters(layers) -> tuple:
     return joint[:2]
 
 
-def project(x: torch.Tensor, *layers: nn.Module) -> tuple:
+def project(x: torch.Tensor, *layers: nn.Module, contiguous: bool = True) -> tuple:
     """(layer(x) for each layer): one `linear` over the joint parameters when the layers have them and
     nothing is recorded for autograd (no gradient could flow through the joint tensors); each layer on
-    its own otherwise."""
+    its own otherwise. contiguous=False: as in `linear`."""
     joint = None if torch.is_grad_enabled() else joint_parameters(layers)
     if joint is None:
         return tuple(layer(x) for layer in layers)
-    return linear(x, *joint).split([layer.out_features for layer in layers], dim=-1)
+    return linear(x, *joint, contiguous=contiguous).split([layer.out_features for layer in layers], dim=-1)

@@ -131,7 +131,8 @@ class MLP(nn.Module):
         self.down_proj = Linear(inner, hidden, bias=bias)
 
     def forward(self, x):
-        return self.down_proj(kernels.swiglu(*project(x, self.gate_proj, self.up_proj)))
+        # Any layout: silu(gate)·up is elementwise, and down_proj reads the product's own layout best.
+        return self.down_proj(kernels.swiglu(*project(x, self.gate_proj, self.up_proj, contiguous=False)))
 
 
 class Block(nn.Module):

@@ -12,7 +12,8 @@ from lora.layer import LoRALinear
 from model.export import export_hf_folder
 from model.linear import SKINNY_ROWS, Linear, fuse_storage, joint_parameters, project
 from model.sampler import SamplingParams, generate
-from model.transformer import Transformer
+from model.config import ModelConfig
+from model.transformer import MLP, Transformer
 from model.weights import build_model, read_hf_folder
 from test_linear import RecordCalls, reference
 from tiny_models import TINY, make_pair
@@ -83,6 +84,24 @@ def test_project_runs_each_layer_alone_where_one_product_would_not_be_the_same(c
     x = torch.randn(1, 24).bfloat16()
     with torch.inference_mode():
         assert products(lambda: project(x, *layers)) >= 3
+
+
+@pytest.mark.parametrize("rows", [1, 3, SKINNY_ROWS])
+def test_mlp_of_laid_out_bf16_layers_matches_the_mlp_of_separate_ones(rows):
+    torch.manual_seed(rows)
+    mlp = MLP(ModelConfig(model_type="llama", head_dim=16, num_key_value_heads=2, **TINY)).bfloat16()
+    with torch.no_grad():
+        for param in mlp.parameters():
+            param.normal_(0, 0.2)
+    x = torch.randn(rows, 1, TINY["hidden_size"]).bfloat16()
+    with torch.inference_mode():
+        separate = mlp(x)
+        fuse_storage(mlp.gate_proj, mlp.up_proj)
+        assert products(lambda: mlp(x)) == 2  # gate and up in one, down
+        laid_out = mlp(x)
+    assert laid_out.shape == separate.shape and laid_out.is_contiguous()
+    # The same bf16 roundings; only down_proj's sums may run in another order.
+    assert torch.allclose(laid_out.float(), separate.float(), rtol=2**-7, atol=2**-7 * separate.abs().max().item())
 
 
 def test_project_runs_each_layer_alone_when_autograd_records():

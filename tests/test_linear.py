@@ -44,6 +44,14 @@ def test_bf16_product_of_few_rows_comes_back_contiguous_in_x_times_w_transposed_
     assert got.shape == (*leading, 40) and got.is_contiguous()
 
 
+@pytest.mark.parametrize("leading", [(2, 3), (SKINNY_ROWS, 1)])
+def test_bf16_product_of_few_rows_may_skip_the_copy_into_that_layout(leading):
+    x, weight = torch.randn(*leading, 24).bfloat16(), torch.randn(40, 24).bfloat16()
+    any_layout = linear(x, weight, contiguous=False)
+    assert any_layout.shape == (*leading, 40) and not any_layout.is_contiguous()
+    assert torch.equal(any_layout, linear(x, weight))
+
+
 @pytest.mark.parametrize("rows, expected", [(1, "mv"), (2, "matmul"), (SKINNY_ROWS, "matmul"),
                                             (SKINNY_ROWS + 1, "linear")])
 def test_bf16_inference_uses_w_times_x_transposed_up_to_skinny_rows(rows, expected):
