@@ -42,10 +42,13 @@ class TorchOps:
         """Dropout keep-mask (True = kept) for a rows×cols input, a pure function of the seed.
 
         Drawn as 16-bit integers from numpy's PCG64, which is 3× faster than torch's serial CPU
-        generator (mt19937) and made this mask the largest cost of a CPU training step; p is
+        generator (mt19937) and made this mask the largest cost of a CPU training step: each raw
+        64-bit output is four of them (a third faster than asking numpy for bounded integers). p is
         thereby rounded to a multiple of 2⁻¹⁶ (0.05 keeps 1 − 0.0500031).
         """
-        draws = np.random.default_rng(seed).integers(0, 2**16, (rows, cols), dtype=np.uint16)
+        count = rows * cols
+        words = np.random.default_rng(seed).bit_generator.random_raw(-(-count // 4))
+        draws = words.view(np.uint16)[:count].reshape(rows, cols)
         return torch.from_numpy(draws >= round(p * 2**16)).to(device)
 
     @staticmethod
@@ -54,7 +57,7 @@ class TorchOps:
             return x
         if keep is None:
             keep = TorchOps.keep_mask(*x.shape, p, seed, x.device)
-        return x * keep / (1 - p)
+        return torch.where(keep, x * (1 / (1 - p)), 0)  # one pass fewer than x · keep / (1 − p)
 
     @staticmethod
     def lora_forward(x, weight, bias, lora_A, lora_B, scaling, p, seed):
