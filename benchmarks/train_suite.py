@@ -48,7 +48,7 @@ def add_arguments(parser):
     parser.add_argument("--dtypes", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"])
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--tokens", type=int, default=256, help="tokens per row")
-    parser.add_argument("--steps", type=int, default=3, help="timed optimizer steps after one warm-up step")
+    parser.add_argument("--steps", type=int, default=5, help="timed optimizer steps after one warm-up step; default: 5")
     parser.add_argument("--layers", type=int, default=QWEN25_05B["num_hidden_layers"],
                         help="fewer layers for a quick look (default: Qwen2.5-0.5B's 24)")
     parser.add_argument("--workloads", nargs="+", choices=("equal", "physics"), default=["equal", "physics"],
