@@ -142,8 +142,7 @@ def epoch_plan(lengths: list, micro_batch: int, seed: int, epoch: int, pack_len:
             batches += [[[i] for i in by_length[k:k + micro_batch]] for k in range(0, len(by_length), micro_batch)]
         rng.shuffle(batches)
         # The longest micro-batch goes first (as transformers' length-grouped sampler does): if memory runs
-        # out, it runs out in the first step, not hours in, and the allocator reaches its largest size at
-        # once instead of growing, with fresh pages to fault in, at every new longest batch.
+        # out, it runs out in the first step, not hours in, and the run's peak memory shows in step 1.
         longest = max(range(len(batches)), key=lambda b: max(lengths[i] for [i] in batches[b]))
         batches[0], batches[longest] = batches[longest], batches[0]
         return batches

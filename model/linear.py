@@ -10,7 +10,7 @@ from about 24 rows on the copy costs what the product gains (benchmarks/results/
 A whole decoding step gets 1.3× faster at batch 1 and 1.1× at batch 16. In fp32 and fp16
 `x @ W.t()` is as fast or faster, so they keep it. The MLP skips the copy (`contiguous=False`):
 silu(gate)·up keeps (W xᵀ)ᵀ's layout, which is the layout down_proj's `W @ x.t()` reads without a
-copy, and each layer saves a 16 × 3,072 transposing copy (+3% at SmolLM2 batch 16 in an A/B).
+copy, and each layer saves a 16 × 3,072 transposing copy (+2.6% at SmolLM2 batch 16 in an A/B).
 
 The fast path runs only where nothing is recorded for autograd (inference, and LoRA's own
 forward, whose backward is written out) and for at most SKINNY_ROWS rows; prefills and training

@@ -9,10 +9,10 @@ from torch import nn
 
 from lora.adapter import LoRASettings, inject
 from lora.layer import LoRALinear
+from model.config import ModelConfig
 from model.export import export_hf_folder
 from model.linear import SKINNY_ROWS, Linear, fuse_storage, joint_parameters, project
 from model.sampler import SamplingParams, generate
-from model.config import ModelConfig
 from model.transformer import MLP, Transformer
 from model.weights import build_model, read_hf_folder
 from test_linear import RecordCalls, reference
