@@ -46,7 +46,10 @@ def build_model(config: ModelConfig, state_dict: dict, dtype, device, source: st
     if config.tie_word_embeddings:
         model.lm_head.weight = model.model.embed_tokens.weight
     model.inv_freq = rope_inverse_frequencies(config).to(device)  # buffers built on meta hold no values
-    return model.eval().requires_grad_(False)
+    model.eval().requires_grad_(False)
+    if torch.device(device).type == "cpu" and dtype is torch.bfloat16:
+        model.fuse_projections()  # one bf16 product for q, k, v and one for gate, up: see model/linear.py
+    return model
 
 
 # ---- HF folders -----------------------------------------------------------------------------

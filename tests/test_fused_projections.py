@@ -104,11 +104,39 @@ def test_mlp_of_laid_out_bf16_layers_matches_the_mlp_of_separate_ones(rows):
     assert torch.allclose(laid_out.float(), separate.float(), rtol=2**-7, atol=2**-7 * separate.abs().max().item())
 
 
-def test_project_runs_each_layer_alone_when_autograd_records():
+def test_project_runs_each_layer_alone_when_autograd_records_a_weight_gradient():
     layers = qkv_layers()
     fuse_storage(*layers)
     x = torch.randn(1, 24).bfloat16().requires_grad_()
     assert products(lambda: project(x, *layers)) == 3
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 1e-5), (torch.bfloat16, 2**-7)])
+def test_frozen_layers_laid_out_together_share_one_product_and_give_the_same_input_gradient(dtype, tolerance):
+    layers = [layer.requires_grad_(False) for layer in qkv_layers(dtype=dtype)]
+    x = torch.randn(37, 24, dtype=dtype, requires_grad=True)
+    upstream = [torch.randn(37, layer.out_features, dtype=dtype) for layer in layers]
+
+    def input_gradient():
+        outputs = project(x, *layers)
+        return torch.autograd.grad(sum((y.float() * g.float()).sum() for y, g in zip(outputs, upstream)), x)[0]
+
+    separate = input_gradient()
+    fuse_storage(*layers)
+    assert products(lambda: project(x, *layers)) == 1
+    joint = input_gradient()
+    assert torch.allclose(joint.float(), separate.float(), rtol=tolerance, atol=tolerance * separate.abs().max().item())
+
+
+@pytest.mark.parametrize("dtype, laid_out", [(torch.bfloat16, True), (torch.float32, False)])
+def test_build_model_lays_out_cpu_bf16_models_only(dtype, laid_out):
+    hf_model, _ = make_pair("qwen2-untied")
+    config = ModelConfig.from_hf(hf_model.config.to_dict())
+    model = build_model(config, dict(hf_model.state_dict()), dtype, "cpu", source="tiny")
+    for block in model.model.layers:
+        attention, mlp = block.self_attn, block.mlp
+        assert (joint_parameters((attention.q_proj, attention.k_proj, attention.v_proj)) is not None) == laid_out
+        assert (joint_parameters((mlp.gate_proj, mlp.up_proj)) is not None) == laid_out
 
 
 @pytest.mark.parametrize("name", ["qwen2-untied", "llama3-gqa-rope-scaling"])
