@@ -85,18 +85,20 @@ class TorchOps:
 
     @staticmethod
     def rms_norm_forward(x, weight, eps):
-        """(y, r) with r = 1/sqrt(mean(x²) + ε) in fp32, kept for the backward."""
-        x32 = x.float()
-        rstd = torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)
-        return weight * (x32 * rstd).to(x.dtype), rstd
+        """(y, r) with r = 1/sqrt(mean(x²) + ε) in fp32, kept for the backward. The sum of squares is
+        taken in fp32 straight from x, and x·r promotes to fp32: no fp32 copy of x is made."""
+        squares = torch.linalg.vector_norm(x, dim=-1, keepdim=True, dtype=torch.float32).square_()
+        rstd = squares.div_(x.shape[-1]).add_(eps).rsqrt_()
+        return weight * (x * rstd).to(x.dtype), rstd
 
     @staticmethod
     def rms_norm_backward(dy, x, weight, rstd, need_dweight):
-        """(dx, dw); dw is None unless asked for."""
-        normed = x.float() * rstd
-        grad_normed = dy.float() * weight.float()
-        dx = rstd * (grad_normed - normed * (grad_normed * normed).mean(-1, keepdim=True))
-        dw = (dy.float() * normed.to(x.dtype)).sum(0).to(weight.dtype) if need_dweight else None
+        """(dx, dw); dw is None unless asked for. With g = dy·w (fp32),
+        dx = r·g − x·r³·mean(g·x), in three passes over the rows."""
+        g = dy * weight.float()
+        coefficient = (g * x).mean(-1, keepdim=True).mul_(rstd.pow(3))
+        dx = torch.addcmul(g.mul_(rstd), x, coefficient, value=-1)
+        dw = (dy.float() * (x * rstd).to(x.dtype)).sum(0).to(weight.dtype) if need_dweight else None
         return dx.to(x.dtype), dw
 
     @staticmethod
