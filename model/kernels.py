@@ -94,7 +94,7 @@ class TorchOps:
     @staticmethod
     def rms_norm_backward(dy, x, weight, rstd, need_dweight):
         """(dx, dw); dw is None unless asked for. With g = dy·w (fp32),
-        dx = r·g − x·r³·mean(g·x), in three passes over the rows."""
+        dx = r·g − x·r³·mean(g·x): no fp32 copy of x or of the normalised rows is made."""
         g = dy * weight.float()
         coefficient = (g * x).mean(-1, keepdim=True).mul_(rstd.pow(3))
         dx = torch.addcmul(g.mul_(rstd), x, coefficient, value=-1)
