@@ -98,8 +98,7 @@ def project(x: torch.Tensor, *layers: nn.Module, contiguous: bool = True) -> tup
 
     Under autograd the input's gradient then comes from one product too, [∂y₁ | ∂y₂] · [W₁; W₂]: in
     bf16 on CPU products with a long inner dimension run nearly twice as fast."""
-    frozen = not torch.is_grad_enabled() or not any(p.requires_grad for layer in layers for p in layer.parameters())
-    joint = joint_parameters(layers) if frozen else None
-    if joint is None:
+    joint = joint_parameters(layers)
+    if joint is None or needs_graph(*(p for layer in layers for p in layer.parameters())):
         return tuple(layer(x) for layer in layers)
     return linear(x, *joint, contiguous=contiguous).split([layer.out_features for layer in layers], dim=-1)

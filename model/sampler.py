@@ -84,8 +84,7 @@ def generate(model: Transformer, prompts: list, params: SamplingParams, stop_ids
     is_real[:, prompt_len:] = True
     padded = any(len(p) != prompt_len for p in prompts)
 
-    if device.type == "cpu" and dtype is torch.bfloat16:
-        model.fuse_projections()  # one product for q, k, v and one for gate, up (model/linear.py); once
+    model.fuse_projections()  # for a model converted to CPU bf16 after build_model; a no-op otherwise
     cache = KVCache(model.config, batch, total_len, dtype, device)
     positions = (is_real[:, :prompt_len].cumsum(-1) - 1).clamp(min=0)
     mask = _prefill_mask(is_real[:, :prompt_len]) if padded else None

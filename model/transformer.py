@@ -207,8 +207,11 @@ class Transformer(nn.Module):
     def fuse_projections(self) -> None:
         """Lay out each layer's q, k, v weights back to back in memory, and its gate, up weights, so that
         bf16 on CPU runs one product per group (model/linear.py): in decoding, and for frozen layers in
-        training. Values, parameters and state dict stay the same; layers already laid out, or wrapped
-        by LoRA, are left as they are."""
+        training. Only bf16 weights on CPU, where it pays; elsewhere nothing happens. Values, parameters
+        and state dict stay the same; layers already laid out, or wrapped by LoRA, are left as they are."""
+        weight = self.model.embed_tokens.weight
+        if weight.dtype is not torch.bfloat16 or not weight.is_cpu:
+            return
         for block in self.model.layers:
             for group in ((block.self_attn.q_proj, block.self_attn.k_proj, block.self_attn.v_proj),
                           (block.mlp.gate_proj, block.mlp.up_proj)):

@@ -47,8 +47,7 @@ def build_model(config: ModelConfig, state_dict: dict, dtype, device, source: st
         model.lm_head.weight = model.model.embed_tokens.weight
     model.inv_freq = rope_inverse_frequencies(config).to(device)  # buffers built on meta hold no values
     model.eval().requires_grad_(False)
-    if torch.device(device).type == "cpu" and dtype is torch.bfloat16:
-        model.fuse_projections()  # one bf16 product for q, k, v and one for gate, up: see model/linear.py
+    model.fuse_projections()  # CPU bf16: one product for q, k, v and one for gate, up (model/linear.py)
     return model
 
 
