@@ -99,6 +99,7 @@ def project(x: torch.Tensor, *layers: nn.Module, contiguous: bool = True) -> tup
     Under autograd the input's gradient then comes from one product too, [∂y₁ | ∂y₂] · [W₁; W₂]: in
     bf16 on CPU products with a long inner dimension run nearly twice as fast."""
     joint = joint_parameters(layers)
-    if joint is None or needs_graph(*(p for layer in layers for p in layer.parameters())):
+    # is_grad_enabled first: decoding never walks the parameters.
+    if joint is None or torch.is_grad_enabled() and any(p.requires_grad for layer in layers for p in layer.parameters()):
         return tuple(layer(x) for layer in layers)
     return linear(x, *joint, contiguous=contiguous).split([layer.out_features for layer in layers], dim=-1)
