@@ -57,7 +57,7 @@ class TorchOps:
             return x
         if keep is None:
             keep = TorchOps.keep_mask(*x.shape, p, seed, x.device)
-        return torch.where(keep, x * (1 / (1 - p)), 0)  # one pass fewer than x · keep / (1 − p)
+        return torch.where(keep, x, 0).mul_(1 / (1 - p))  # one pass fewer than x · keep / (1 − p)
 
     @staticmethod
     def lora_forward(x, weight, bias, lora_A, lora_B, scaling, p, seed):

@@ -89,7 +89,7 @@ class TorchOps:
         taken in fp32 straight from x, and x·r promotes to fp32: no fp32 copy of x is made."""
         squares = torch.linalg.vector_norm(x, dim=-1, keepdim=True, dtype=torch.float32).square_()
         rstd = squares.div_(x.shape[-1]).add_(eps).rsqrt_()
-        return weight * (x * rstd).to(x.dtype), rstd
+        return (x * rstd).to(x.dtype).mul_(weight), rstd  # in place: in fp32 one N×H tensor made, not two
 
     @staticmethod
     def rms_norm_backward(dy, x, weight, rstd, need_dweight):
@@ -107,12 +107,14 @@ class TorchOps:
 
         HF's x·cos + rotate_half(x)·sin, rotate_half(x) = (−x₂, x₁), written as x·cos + roll(x)·(−s₁, s₂)
         with roll(x) = (x₂, x₁): three passes over x (a product, a roll, a multiply-add) instead of five,
-        ~27% less time for a bf16 training micro-batch on CPU (benchmarks/results/kernels-cpu-2026-12-01/)."""
+        ~27% less time for a bf16 training micro-batch on CPU (benchmarks/results/kernels-cpu-2026-12-01/).
+        The multiply-add goes into x·cos in place, which keeps x's memory layout (q is a transposed view:
+        rolling first would give a contiguous result, and attention's output would then need a copy)."""
         half = q.shape[-1] // 2
         if inverse:
             sin = -sin
         signed_sin = torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
-        return tuple(torch.addcmul(x * cos, x.roll(half, dims=-1), signed_sin) for x in (q, k))
+        return tuple((x * cos).addcmul_(x.roll(half, dims=-1), signed_sin) for x in (q, k))
 
     @staticmethod
     def swiglu_forward(gate, up):

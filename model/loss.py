@@ -67,6 +67,7 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
                 grad_hidden[rows] = _padded_matmul(grad_logits.to(hidden.dtype), weight)
             if need_weight:
                 grad_weight.addmm_(grad_logits.t().float(), hidden[rows].float())  # Triton's is in the logits' dtype
+            del logits, grad_logits  # before the next chunk's logits exist: one chunk alive at a time, not two
         ctx.save_for_backward(grad_hidden, None if grad_weight is None else grad_weight.to(weight.dtype))
         return total
 

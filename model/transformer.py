@@ -144,8 +144,11 @@ class Block(nn.Module):
         self.mlp = MLP(config)
 
     def forward(self, h, cos, sin, mask, cache, cache_start):
-        h = h + self.self_attn(self.input_layernorm(h), cos, sin, mask, cache, cache_start)
-        return h + self.mlp(self.post_attention_layernorm(h))
+        # h + sublayer(h), summed into the sublayer's fresh output: one hidden-sized tensor fewer each time.
+        # On CPU that is memory: torch allocates with posix_memalign, and glibc never hands a freed block of
+        # exactly the requested size to it, so each such temporary left a hole in the heap.
+        h = self.self_attn(self.input_layernorm(h), cos, sin, mask, cache, cache_start).add_(h)
+        return self.mlp(self.post_attention_layernorm(h)).add_(h)
 
 
 class Decoder(nn.Module):
