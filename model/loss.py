@@ -26,6 +26,7 @@ Two savings over `F.cross_entropy(lm_head(h), labels)`:
 """
 import torch
 
+from common.memory import release_free_heap
 from model import kernels
 
 IGNORE_INDEX = -100  # label of a position that is not scored (prompt, padding), as in PyTorch and HF
@@ -97,6 +98,8 @@ def next_token_loss(hidden, weight, labels, chunk_rows: int = None) -> torch.Ten
     hidden: (batch, length, H) final-normed states; weight: the lm_head (V, H); labels: (batch, length).
     A sum, not a mean: the caller divides by the target tokens of the whole accumulation window.
     """
+    if hidden.is_cpu and torch.is_grad_enabled():
+        release_free_heap()  # the peak comes next (every activation alive): the holes need not stay resident
     next_labels = labels[:, 1:]
     scored = next_labels != IGNORE_INDEX
     return chunked_cross_entropy(hidden[:, :-1][scored], weight, next_labels[scored], chunk_rows)

@@ -126,3 +126,15 @@ def test_one_chunk_of_logits_is_alive_at_a_time(monkeypatch):
     with LogitsProducts() as products:
         chunked_cross_entropy(hidden, weight, targets, chunk_rows=16)
     assert len(seen) == 4 and products.alive_at_products == [0, 0, 0, 0]
+
+
+def test_training_loss_on_cpu_first_hands_freed_heap_pages_back(monkeypatch):
+    # The cross-entropy is the step's peak; the forward's freed temporaries need not be resident then.
+    calls = []
+    monkeypatch.setattr(model.loss, "release_free_heap", lambda: calls.append("released"))
+    hidden, weight, _ = inputs(rows=6)
+    labels = torch.randint(0, VOCAB, (2, 3))
+    next_token_loss(hidden.view(2, 3, HIDDEN), weight, labels)
+    with torch.no_grad():  # evaluation: no backward follows, nothing to release
+        next_token_loss(hidden.view(2, 3, HIDDEN), weight, labels)
+    assert calls == ["released"]
