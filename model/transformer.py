@@ -6,7 +6,7 @@
     logits = lm_head(RMSNorm(h))                        (lm_head may share the embedding matrix)
 
 RMSNorm(x) = w · x / sqrt(mean(x²) + ε), normalised in fp32 and cast back *before* the weight
-multiply, exactly as HF does — so bf16 results match bit for bit in the common cases.
+multiply, in HF's order (the sum of squares and the other roundings may differ from HF's slightly).
 
 RoPE rotates each (x_i, x_{i+d/2}) pair of a query/key head by the angle pos · θ_i with
 θ_i = base^(-2i/d); Llama 3.1+ stretches the low frequencies (`llama3` scaling) so that
