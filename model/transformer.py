@@ -144,11 +144,9 @@ class Block(nn.Module):
         self.mlp = MLP(config)
 
     def forward(self, h, cos, sin, mask, cache, cache_start):
-        # h + attention(h) is summed into attention's fresh output: one hidden-sized tensor fewer. On CPU that
-        # is memory: torch allocates with posix_memalign, and glibc never hands a freed block of exactly the
-        # requested size to it, so each such temporary left a hole in the heap. The MLP's sum stays out of
-        # place: in place it saves 0.05 GiB of an fp32 step's peak but costs 0.26 GiB under checkpointing
-        # (its output then sits above SiLU's freed block; benchmarks/results/train-equal-cpu-2026-12-01b/).
+        # Attention's sum goes into its fresh output: on CPU each freed temporary leaves a heap hole that the
+        # next tensor of its size can't use (common/memory.py). The MLP's stays out of place: in place it
+        # cost 0.26 GiB under checkpointing (benchmarks/results/train-equal-cpu-2026-12-01b/alloc_ab.txt).
         h = self.self_attn(self.input_layernorm(h), cos, sin, mask, cache, cache_start).add_(h)
         return h + self.mlp(self.post_attention_layernorm(h))
 
