@@ -90,12 +90,14 @@ def rope_case(n, dtype, device):
     q, k = (torch.randn(batch, length, h, head_dim, device=device, dtype=dtype).transpose(1, 2).requires_grad_()
             for h in (heads, kv_heads))
     inv_freq = 1.0 / QWEN25_05B["rope_theta"] ** (torch.arange(0, head_dim, 2, device=device).float() / head_dim)
-    angles = torch.arange(length, device=device).float()[:, None] * inv_freq
-    angles = torch.cat((angles, angles), dim=-1).expand(batch, length, head_dim)
-    cos, sin = angles.cos().to(dtype), angles.sin().to(dtype)  # (batch, length, D), as transformers has them
+    angles = (torch.arange(length, device=device).float()[:, None] * inv_freq).expand(batch, length, head_dim // 2)
+    cos, sin = kernels.rope_tables(angles[:, None], dtype)
+    sin_theta = sin[..., head_dim // 2:]
+    hf_sin = torch.cat((sin_theta, sin_theta), dim=-1)  # transformers' table: sin θ in both halves
     grads = (torch.randn_like(q), torch.randn_like(k))
-    methods = ours_and_theirs(autograd_passes(lambda: kernels.rope(q, k, cos[:, None], sin[:, None]), (q, k), grads),
-                              autograd_passes(lambda: apply_rotary_pos_emb(q, k, cos, sin), (q, k), grads), device)
+    methods = ours_and_theirs(autograd_passes(lambda: kernels.rope(q, k, cos, sin), (q, k), grads),
+                              autograd_passes(lambda: apply_rotary_pos_emb(q, k, cos[:, 0], hf_sin[:, 0]), (q, k),
+                                              grads), device)
     per_pass = 2 * (q.nbytes + k.nbytes) + cos.nbytes
     return methods, {"fwd": per_pass, "fwd+bwd": 2 * per_pass}, None
 

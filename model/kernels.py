@@ -17,6 +17,8 @@ RMSNorm   n = x·r,  r = 1/sqrt(mean(x²) + ε),  y = w · cast(n)           (HF
 RoPE      per head, with c = cos(p·θ), s = sin(p·θ) at the token's own position p (packed rows
           restart p), y₁ = x₁c − x₂s,  y₂ = x₂c + x₁s  for the halves x₁ = x[:D/2], x₂ = x[D/2:]
           (HF's x·cos + rotate_half(x)·sin). A rotation: the backward is the inverse, s → −s.
+          The tables hold (c, c) and (−s, s) for each token, made once per forward (`rope_tables`):
+          then y = x·cos + roll(x)·sin, roll(x) = (x₂, x₁), with no sign to apply per layer.
           q and k in one launch, one program per token. saves only the cos and sin tables.
           moves 2bND·(heads_q + heads_kv) + bND (half of each table) per pass
 SwiGLU    y = silu(g)·u,  silu(g) = g·σ(g)
@@ -81,7 +83,7 @@ def ops_for(x: torch.Tensor):
 
 
 class TorchOps:
-    """The maths in plain torch. Norm rows are tokens (N × H)."""
+    """The maths in plain torch. Norm rows are tokens (N × H); the forward takes any leading dimensions."""
 
     @staticmethod
     def rms_norm_forward(x, weight, eps):
@@ -103,18 +105,16 @@ class TorchOps:
 
     @staticmethod
     def rope(q, k, cos, sin, inverse=False):
-        """q and k rotated by the angles whose cos and sin are given (the inverse rotation if asked).
+        """q and k rotated by the angles of the tables (the inverse rotation if asked).
 
-        HF's x·cos + rotate_half(x)·sin, rotate_half(x) = (−x₂, x₁), written as x·cos + roll(x)·(−s₁, s₂)
-        with roll(x) = (x₂, x₁): three passes over x (a product, a roll, a multiply-add) instead of five,
-        ~27% less time for a bf16 training micro-batch on CPU (benchmarks/results/kernels-cpu-2026-12-01/).
+        HF's x·cos + rotate_half(x)·sin, rotate_half(x) = (−x₂, x₁), written as x·cos + roll(x)·sin with
+        roll(x) = (x₂, x₁) and sin's first half negated in the table: three passes over x (a product, a roll,
+        a multiply-add) instead of five, ~27% less time for a bf16 training micro-batch on CPU
+        (benchmarks/results/kernels-cpu-2026-12-01/).
         The multiply-add goes into x·cos in place, which keeps x's memory layout (q is a transposed view:
         rolling first would give a contiguous result, and attention's output would then need a copy)."""
         half = q.shape[-1] // 2
-        if inverse:
-            sin = -sin
-        signed_sin = torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
-        return tuple((x * cos).addcmul_(x.roll(half, dims=-1), signed_sin) for x in (q, k))
+        return tuple((x * cos).addcmul_(x.roll(half, dims=-1), sin, value=-1 if inverse else 1) for x in (q, k))
 
     @staticmethod
     def swiglu_forward(gate, up):
@@ -195,15 +195,24 @@ def needs_graph(*tensors) -> bool:
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """w · x / sqrt(mean(x²) + ε) over the last dimension, normalised in fp32 and cast to x's dtype
     before the weight multiply (HF's order). w gets a gradient only if it requires one."""
-    rows, ops = x.reshape(-1, x.shape[-1]), ops_for(x)
+    ops = ops_for(x)
     if needs_graph(x, weight):
-        return _RMSNorm.apply(rows, weight, eps, ops).view(x.shape)
-    return ops.rms_norm_forward(rows, weight, eps)[0].view(x.shape)
+        return _RMSNorm.apply(x.reshape(-1, x.shape[-1]), weight, eps, ops).view(x.shape)
+    return ops.rms_norm_forward(x, weight, eps)[0]
+
+
+def rope_tables(angles: torch.Tensor, dtype) -> torch.Tensor:
+    """(cos, sin) tables (..., D) for the angles (..., D/2) of each token, as `rope` takes them: cos θ in
+    both halves, and −sin θ then sin θ."""
+    angles = torch.cat((angles, angles), dim=-1)
+    cos, sin = angles.cos().to(dtype), angles.sin().to(dtype)
+    sin[..., :angles.shape[-1] // 2].neg_()
+    return cos, sin
 
 
 def rope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
-    """(q, k) rotated: x·cos + rotate_half(x)·sin for q (batch, heads, length, D), k (batch, kv_heads,
-    length, D) and tables (batch or 1, 1, length, D) of each token's angles, both halves equal."""
+    """(q, k) rotated: HF's x·cos + rotate_half(x)·sin for q (batch, heads, length, D), k (batch, kv_heads,
+    length, D) and tables (batch or 1, 1, length, D) of each token's angles made by `rope_tables`."""
     if needs_graph(q, k):
         return _RoPE.apply(q, k, cos, sin, ops_for(q))
     return ops_for(q).rope(q, k, cos, sin)

@@ -87,12 +87,13 @@ def _rope_kernel(Q, K, QOut, KOut, Cos, Sin, length, q_heads, k_heads, half, str
                  stride_qb, stride_qh, stride_ql, stride_qd, stride_qob, stride_qoh, stride_qol, stride_qod,
                  stride_kb, stride_kh, stride_kl, stride_kd, stride_kob, stride_koh, stride_kol, stride_kod,
                  BLOCK_Q_HEADS: tl.constexpr, BLOCK_K_HEADS: tl.constexpr, BLOCK_HALF: tl.constexpr):
-    """Every q and k head of one token; the tables are (tokens × D), read in their first half only."""
+    """Every q and k head of one token; the tables are (tokens × D): cos read in its first half, sin in
+    its second (the first holds −sin)."""
     token = tl.program_id(0).to(tl.int64)
     batch, pos = token // length, token % length
     ds = tl.arange(0, BLOCK_HALF)[None, :]
     c = tl.load(Cos + token * stride_table + ds, mask=ds < half, other=0.0).to(tl.float32)
-    s = sign * tl.load(Sin + token * stride_table + ds, mask=ds < half, other=0.0).to(tl.float32)
+    s = sign * tl.load(Sin + token * stride_table + half + ds, mask=ds < half, other=0.0).to(tl.float32)
     _rotate_heads(Q, QOut, batch, pos, q_heads, half, c, s, stride_qb, stride_qh, stride_ql, stride_qd,
                   stride_qob, stride_qoh, stride_qol, stride_qod, BLOCK_Q_HEADS, BLOCK_HALF)
     _rotate_heads(K, KOut, batch, pos, k_heads, half, c, s, stride_kb, stride_kh, stride_kl, stride_kd,
@@ -147,14 +148,14 @@ def _cross_entropy_kernel(Z, Targets, Loss, V, stride_zr, stride_zv, WRITE_GRAD:
 
 
 def rms_norm_forward(x, weight, eps):
-    """(y, r) for x (rows × H); r (rows,) fp32."""
-    x = x.contiguous()
-    (M, H), block = x.shape, triton.next_power_of_2(x.shape[1])
+    """(y, r) for x (..., H): y shaped as x, r (rows,) fp32 for its rows."""
+    rows = x.reshape(-1, x.shape[-1]).contiguous()
+    (M, H), block = rows.shape, triton.next_power_of_2(rows.shape[1])
     y = _empty((M, H), torch.promote_types(x.dtype, weight.dtype), x.device)
     rstd = _empty((M,), torch.float32, x.device)
-    _rms_norm_forward_kernel[(M,)](x, weight, y, rstd, H, x.stride(0), y.stride(0), eps,
+    _rms_norm_forward_kernel[(M,)](rows, weight, y, rstd, H, rows.stride(0), y.stride(0), eps,
                                    BLOCK_H=block, num_warps=_warps(block))
-    return y, rstd
+    return y.view(x.shape), rstd
 
 
 def rms_norm_backward(dy, x, weight, rstd, need_dweight):

@@ -64,19 +64,21 @@ def rope_inverse_frequencies(config: ModelConfig) -> torch.Tensor:
     return torch.where(in_band, interpolated, stretched)
 
 
-class KVCache(nn.Module):
-    """Preallocated keys and values for every layer: (layers, batch, kv_heads, max_len, head_dim)."""
+class KVCache:
+    """Preallocated keys and values, one (batch, kv_heads, max_len, head_dim) tensor per layer.
+
+    Per-layer tensors rather than one 5-d buffer: indexing a 5-d tensor anew for every layer of every
+    decoding step costs more than the copy of one token's keys does."""
 
     def __init__(self, config: ModelConfig, batch: int, max_len: int, dtype, device):
-        super().__init__()
-        shape = (config.num_hidden_layers, batch, config.num_key_value_heads, max_len, config.head_dim)
-        self.register_buffer("keys", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
-        self.register_buffer("values", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+        shape = (batch, config.num_key_value_heads, max_len, config.head_dim)
+        self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.num_hidden_layers)]
+        self.values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.num_hidden_layers)]
         self.max_len = max_len
 
     def keep_rows(self, rows: torch.Tensor) -> None:
         """Keep only these batch rows (the others finished generating), in this order."""
-        self.keys, self.values = self.keys[:, rows], self.values[:, rows]
+        self.keys, self.values = [k[rows] for k in self.keys], [v[rows] for v in self.values]
 
     def update(self, layer: int, start, k: torch.Tensor, v: torch.Tensor):
         """Store this step's k, v at [start, start+T) and return the keys and values to attend over.
@@ -85,14 +87,15 @@ class KVCache(nn.Module):
         indices (a fixed-shape step, model/decode_step.py), and the whole cache comes back: the
         caller's mask hides the slots not written yet.
         """
+        keys, values = self.keys[layer], self.values[layer]
         if isinstance(start, torch.Tensor):
-            self.keys[layer].index_copy_(2, start, k)
-            self.values[layer].index_copy_(2, start, v)
-            return self.keys[layer], self.values[layer]
-        end = start + k.shape[2]
-        self.keys[layer, :, :, start:end] = k
-        self.values[layer, :, :, start:end] = v
-        return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
+            keys.index_copy_(2, start, k)
+            values.index_copy_(2, start, v)
+            return keys, values
+        length = k.shape[2]
+        keys.narrow(2, start, length).copy_(k)
+        values.narrow(2, start, length).copy_(v)
+        return keys.narrow(2, 0, start + length), values.narrow(2, 0, start + length)
 
 
 class Attention(nn.Module):
@@ -190,9 +193,7 @@ class Transformer(nn.Module):
         if positions is None:
             positions = torch.arange(cache_start, cache_start + length, device=input_ids.device).expand(batch, -1)
         h = self.model.embed_tokens(input_ids)
-        angles = positions[..., None].float() * self.inv_freq
-        angles = torch.cat((angles, angles), dim=-1)[:, None]  # broadcast over heads
-        cos, sin = angles.cos().to(h.dtype), angles.sin().to(h.dtype)
+        cos, sin = kernels.rope_tables(positions[:, None, :, None].float() * self.inv_freq, h.dtype)  # one head: broadcast
         if mask is None and length > 1 and cache_start > 0:  # a chunk continuing a cached prefix
             mask = causal_mask(length, cache_start + length, cache_start, input_ids.device)
         for layer in self.model.layers:

@@ -100,6 +100,15 @@ def test_rms_norm_forward_matches_float64(backend, tokens, hidden, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_rms_norm_without_autograd_takes_batch_and_length_dimensions(backend, dtype):
+    x, weight, _ = rms_norm_inputs(6, 40, dtype)
+    x = x.detach().view(2, 3, 40)
+    with torch.no_grad():
+        y = kernels.rms_norm(x, weight, EPS)
+    assert y.shape == x.shape and relative_error(y, rms_norm_float64(x, weight)) <= TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("tokens,hidden", NORM_CASES)
 def test_rms_norm_input_gradient_matches_float64(backend, tokens, hidden, dtype):
     x, weight, dy = rms_norm_inputs(tokens, hidden, dtype)
@@ -146,14 +155,21 @@ def rope_inputs(batch, length, q_heads, kv_heads, head_dim, dtype):
     k = random(batch, length, kv_heads, head_dim, dtype=dtype).detach().transpose(1, 2).requires_grad_()
     positions = torch.stack([torch.arange(length, device=DEVICE) % (3 + 2 * row) + 1000 * row for row in range(batch)])
     inv_freq = 1.0 / 10000 ** (torch.arange(0, head_dim, 2, device=DEVICE).float() / head_dim)
-    angles = positions[..., None].float() * inv_freq
-    angles = torch.cat((angles, angles), dim=-1)[:, None]
-    return q, k, angles.cos().to(dtype), angles.sin().to(dtype)
+    return q, k, *kernels.rope_tables(positions[:, None, :, None].float() * inv_freq, dtype)
 
 
 def rope_float64(x, cos, sin):
+    """HF's x·cos + rotate_half(x)·sin, with sin θ taken from the table's second half."""
     first, second = x.double().chunk(2, dim=-1)
-    return x.double() * cos.double() + torch.cat((-second, first), dim=-1) * sin.double()
+    sin_theta = sin.double().chunk(2, dim=-1)[1]
+    return x.double() * cos.double() + torch.cat((-second, first), dim=-1) * torch.cat((sin_theta, sin_theta), dim=-1)
+
+
+def test_rope_tables_hold_cos_twice_and_minus_sin_then_sin():
+    angles = torch.rand(3, 1, 5, 8, device=DEVICE) * 100
+    cos, sin = kernels.rope_tables(angles, torch.float32)
+    assert torch.equal(cos, torch.cat((angles.cos(), angles.cos()), dim=-1))
+    assert torch.equal(sin, torch.cat((-angles.sin(), angles.sin()), dim=-1))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
