@@ -58,13 +58,14 @@ for B in (1, 3):
         use(v); outs.append(sampler.generate(big, [list(range(100, 120 + 5 * r)) for r in range(B)], sampler.SamplingParams(max_new_tokens=16), [], 0))
     print("B", B, "identical tokens old/new:", outs[0] == outs[1])
 N = 32
+REPS = int(sys.argv[1]) if len(sys.argv) > 1 else 12
 for name, m in (("tiny", tiny), ("smollm2", big)):
     for B in (1, 16):
         prompts = [list(range(100, 164))] * B
         p = sampler.SamplingParams(max_new_tokens=N)
         res = {"old": [], "new": []}
         for v in res: use(v); sampler.generate(m, prompts, p, [], 0)
-        for rep in range(12):
+        for rep in range(REPS):
             for v in (("old", "new") if rep % 2 == 0 else ("new", "old")):
                 use(v); t = time.perf_counter(); sampler.generate(m, prompts, p, [], 0); res[v].append((time.perf_counter() - t) / N * 1e3)
         ratios = [o / n for o, n in zip(res["old"], res["new"])]
