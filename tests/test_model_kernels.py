@@ -108,6 +108,17 @@ def test_rms_norm_without_autograd_takes_batch_and_length_dimensions(backend, dt
     assert y.shape == x.shape and relative_error(y, rms_norm_float64(x, weight)) <= TOLERANCE[dtype]
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("tokens,hidden", [(1, 24), (7, 40), (37, 72), (300, 896)])
+def test_rms_norm_without_autograd_on_cpu_is_transformers_rms_norm_bit_for_bit(tokens, hidden, dtype):
+    from transformers.models.llama.modeling_llama import LlamaRMSNorm
+    x, weight, _ = rms_norm_inputs(tokens, hidden, dtype)
+    theirs = LlamaRMSNorm(hidden, eps=EPS).to(dtype)
+    with torch.no_grad(), kernels.use_backend("torch"):
+        theirs.weight.copy_(weight)
+        assert torch.equal(kernels.rms_norm(x.cpu(), weight.cpu(), EPS), theirs.cpu()(x.cpu()))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("tokens,hidden", NORM_CASES)
 def test_rms_norm_input_gradient_matches_float64(backend, tokens, hidden, dtype):
