@@ -205,7 +205,7 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     return ops.rms_norm_forward(x, weight, eps)[0]
 
 
-def rope_tables(angles: torch.Tensor, dtype) -> torch.Tensor:
+def rope_tables(angles: torch.Tensor, dtype) -> tuple:
     """(cos, sin) tables (..., D) for the angles (..., D/2) of each token, as `rope` takes them: cos θ in
     both halves, and −sin θ then sin θ."""
     angles = torch.cat((angles, angles), dim=-1)

@@ -102,8 +102,9 @@ def generate(model: Transformer, prompts: list, params: SamplingParams, stop_ids
     for step in range(params.max_new_tokens):
         next_token = sample_next(logits, params, generator)
         finished |= torch.isin(next_token, stop)
+        tokens = next_token.tolist()  # one call, not one per row
         for row in (~finished).nonzero().flatten().tolist():
-            outputs[prompt_of[row]].append(next_token[row].item())
+            outputs[prompt_of[row]].append(tokens[row])
             if on_token:
                 on_token(prompt_of[row], outputs[prompt_of[row]][-1])
         if finished.all() or step == params.max_new_tokens - 1:
