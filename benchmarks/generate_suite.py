@@ -5,8 +5,12 @@ of the same length: no padding). Both stacks read the same HF folder, in the sam
   smollm2               the default model's real weights (SmolLM2-135M-Instruct, exported from its GGUF)
   qwen2.5-0.5b-random   Qwen2.5-0.5B's shapes with random weights
   llama-3.2-1b-random   Llama-3.2-1B's shapes with random weights (slow on a CPU: opt in)
-Each (model, stack) runs in a fresh process, so its peak memory is its own; within it, every batch
-size is warmed up once and then timed --reps times; the table gives medians.
+Speed: one fresh process loads every stack side by side; per batch size each is warmed up, then
+--reps rounds time each stack once, the order alternating from round to round. This machine's speed
+drifts, at times by 2× within minutes, so stacks timed in turn meet the same conditions, where stacks
+timed one after the other would not: the ratio to transformers is the median of the rounds' ratios,
+tokens/s the median of each stack's rounds. Memory: each (model, stack) in a fresh process of its own,
+one generation per batch size, so its peak is its own.
 The floor: a decoding step reads every weight once, so at batch 1 tokens/s can't exceed
 (measured bandwidth) / (weight bytes); the table gives the share of that bound reached. On CPU the
 bandwidth is a large sum's read rate and the memory the peak RSS; on CUDA (--device cuda) it is a
@@ -29,8 +33,8 @@ from common.errors import PhysloraError
 
 PROMPT_TOKENS, NEW_TOKENS = 64, 128
 MODELS = ("smollm2", "qwen2.5-0.5b-random", "llama-3.2-1b-random")
-COLUMNS = ("model", "dtype", "batch", "stack", "tokens/s", "% of floor", "peak GiB", "vs transformers")
-WIDTHS = (20, 5, 5, 14, 9, 10, 8, 15)
+COLUMNS = ("model", "dtype", "batch", "stack", "tokens/s", "% of floor", "peak GiB", "vs transformers", "rounds")
+WIDTHS = (20, 5, 5, 14, 9, 10, 8, 15, 11)
 
 
 def add_arguments(parser):
@@ -41,7 +45,8 @@ def add_arguments(parser):
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 16],
                         help="rows generated at once; default: 1 16")
     parser.add_argument("--reps", type=int, default=5,
-                        help="timed generations per batch size, after a warm-up; default: 5")
+                        help="timed rounds per batch size, after a warm-up; each round times every stack once; "
+                             "default: 5")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default: cpu")
     parser.add_argument("--no-save", action="store_true", help="print the table only")
 
@@ -104,28 +109,43 @@ def theirs(folder, dtype, device):
 STACKS = {"transformers": theirs, "physlora": ours, "physlora eager": functools.partial(ours, decode="eager")}
 
 
-def measure(stack, folder, dtype_name, device, batches, reps):
-    """In a fresh process: {batch: median tokens/s}, the weight bytes and the peak memory."""
-    torch.manual_seed(0)
+def prompts_of(batch, vocab):
+    return torch.randint(3, vocab, (batch, PROMPT_TOKENS), generator=torch.Generator().manual_seed(batch)).tolist()
+
+
+def timed(run, prompts, device):
+    """Seconds of one generation, checked to produce every token."""
+    synchronize(device)
+    start = time.perf_counter()
+    produced = run(prompts)
+    synchronize(device)
+    if produced != len(prompts) * NEW_TOKENS:
+        raise RuntimeError(f"a generation produced {produced} tokens, expected {len(prompts) * NEW_TOKENS}")
+    return time.perf_counter() - start
+
+
+def measure_memory(stack, folder, dtype_name, device, batches):
+    """In a fresh process: the weight bytes and the peak memory of one generation at each batch size."""
     model, run = STACKS[stack](folder, DTYPES[dtype_name], device)
-    vocab = model.config.vocab_size
-    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())  # tied matrices counted once
     reset_peak_memory(device)
-    result = {}
     for batch in batches:
-        prompts = torch.randint(3, vocab, (batch, PROMPT_TOKENS)).tolist()
-        run(prompts)  # warm-up
-        seconds = []
-        for _ in range(reps):
-            synchronize(device)
-            start = time.perf_counter()
-            produced = run(prompts)
-            synchronize(device)
-            seconds.append(time.perf_counter() - start)
-            if produced != batch * NEW_TOKENS:
-                raise RuntimeError(f"{stack} produced {produced} tokens, expected {batch * NEW_TOKENS}")
-        result[batch] = batch * NEW_TOKENS / statistics.median(seconds)
-    return {"tokens_per_s": result, "weight_bytes": weight_bytes, "peak_gib": peak_memory_gib(device)}
+        timed(run, prompts_of(batch, model.config.vocab_size), device)
+    return {"weight_bytes": sum(p.numel() * p.element_size() for p in model.parameters()),  # tied counted once
+            "peak_gib": peak_memory_gib(device)}
+
+
+def measure_speeds(stacks, folder, dtype_name, device, batches, reps):
+    """In one process with every stack loaded: {stack: {batch: [seconds of each round]}}."""
+    loaded = {stack: STACKS[stack](folder, DTYPES[dtype_name], device) for stack in stacks}
+    seconds = {stack: {batch: [] for batch in batches} for stack in stacks}
+    for batch in batches:
+        prompts = prompts_of(batch, loaded[stacks[0]][0].config.vocab_size)
+        for _, run in loaded.values():
+            run(prompts)  # warm-up
+        for round_ in range(reps):
+            for stack in (stacks if round_ % 2 == 0 else stacks[::-1]):
+                seconds[stack][batch].append(timed(loaded[stack][1], prompts, device))
+    return seconds
 
 
 def run(args):
@@ -139,29 +159,32 @@ def run(args):
     bandwidth = bandwidth_gbs(args.device)
     stacks = ("transformers", "physlora") + (("physlora eager",) if args.device == "cuda" else ())
     print(f"{env['device']}, torch {env['torch']}, prompt {PROMPT_TOKENS} + {NEW_TOKENS} new tokens, greedy, "
-          f"median of {args.reps}; bandwidth {bandwidth:.1f} GB/s")
+          f"{args.reps} alternating rounds, medians; bandwidth {bandwidth:.1f} GB/s")
     print(format_row(COLUMNS, WIDTHS))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
             folder = write_folder(name, os.path.join(tmp, name))
             for dtype_name in args.dtypes:
-                measured = {}
-                for stack in stacks:
-                    measured[stack] = in_fresh_process(measure, stack, folder, dtype_name, args.device,
-                                                       args.batches, args.reps)
+                memory = {stack: in_fresh_process(measure_memory, stack, folder, dtype_name, args.device, args.batches)
+                          for stack in stacks}
+                seconds = in_fresh_process(measure_speeds, stacks, folder, dtype_name, args.device, args.batches,
+                                           args.reps)
                 for batch in args.batches:
-                    for stack, m in measured.items():
-                        speed = m["tokens_per_s"][batch]
+                    theirs_seconds = seconds["transformers"][batch]
+                    for stack, m in memory.items():
+                        speed = batch * NEW_TOKENS / statistics.median(seconds[stack][batch])
+                        ratios = [t_theirs / t_stack for t_theirs, t_stack in zip(theirs_seconds, seconds[stack][batch])]
                         floor = bandwidth * 1e9 / m["weight_bytes"] * batch  # tokens/s if bandwidth-bound
                         row = {"model": name, "dtype": dtype_name, "batch": batch, "stack": stack,
                                "tokens_per_s": speed, "share_of_bandwidth_floor": speed / floor if batch == 1 else None,
-                               "peak_gib": m["peak_gib"],
-                               "speedup": speed / measured["transformers"]["tokens_per_s"][batch]}
+                               "peak_gib": m["peak_gib"], "speedup": statistics.median(ratios),
+                               "speedup_range": [min(ratios), max(ratios)]}
                         rows.append(row)
                         share = f"{100 * row['share_of_bandwidth_floor']:.0f}%" if batch == 1 else "-"
                         print(format_row((name, dtype_name, batch, stack, f"{speed:.1f}", share,
-                                          f"{m['peak_gib']:.2f}", f"{row['speedup']:.2f}x"), WIDTHS), flush=True)
+                                          f"{m['peak_gib']:.2f}", f"{row['speedup']:.2f}x", "{:.2f}-{:.2f}x".format(
+                                              *row["speedup_range"])), WIDTHS), flush=True)
     if not args.no_save:
         payload = {"prompt_tokens": PROMPT_TOKENS, "new_tokens": NEW_TOKENS, "reps": args.reps,
                    "bandwidth_gbs": bandwidth, "rows": rows}
