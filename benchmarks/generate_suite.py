@@ -5,18 +5,18 @@ of the same length: no padding). Both stacks read the same HF folder, in the sam
   smollm2               the default model's real weights (SmolLM2-135M-Instruct, exported from its GGUF)
   qwen2.5-0.5b-random   Qwen2.5-0.5B's shapes with random weights
   llama-3.2-1b-random   Llama-3.2-1B's shapes with random weights (slow on a CPU: opt in)
-Speed: one fresh process loads every stack side by side; per batch size each is warmed up, then
---reps rounds time each stack once, the order alternating from round to round. This machine's speed
-drifts, at times by 2× within minutes, so stacks timed in turn meet the same conditions, where stacks
-timed one after the other would not: the ratio to transformers is the median of the rounds' ratios,
-tokens/s the median of each stack's rounds. Memory: each (model, stack) in a fresh process of its own,
-one generation per batch size, so its peak is its own.
+Each stack loads the model in a fresh process of its own, so its peak memory is its own, and the
+stacks take turns: per batch size each is warmed up, then --reps rounds time one generation of each,
+the order alternating from round to round. This machine's speed drifts, at times by 2× within minutes:
+stacks timed in turn meet the same conditions, where stacks timed one after the other would not. The
+ratio to transformers is the median of the rounds' ratios, tokens/s the median of each stack's rounds.
 The floor: a decoding step reads every weight once, so at batch 1 tokens/s can't exceed
 (measured bandwidth) / (weight bytes); the table gives the share of that bound reached. On CPU the
 bandwidth is a large sum's read rate and the memory the peak RSS; on CUDA (--device cuda) it is a
 device-to-device copy's rate (bytes read + written) and the memory torch's peak allocation, and our
 decoding runs as a CUDA graph (`physlora`) and eagerly (`physlora eager`, what the graph saves).
 """
+import contextlib
 import functools
 import os
 import statistics
@@ -26,8 +26,8 @@ import time
 import torch
 
 from benchmarks.shapes import LLAMA32_1B, QWEN25_05B, write_random_folder
-from benchmarks.timing import (environment, format_row, in_fresh_process, peak_memory_gib, reset_peak_memory,
-                               save_results, synchronize)
+from benchmarks.timing import (Worker, alternating_rounds, environment, format_row, paired_ratios, peak_memory_gib,
+                               reset_peak_memory, save_results, synchronize)
 from common.cli import DTYPES
 from common.errors import PhysloraError
 
@@ -124,27 +124,25 @@ def timed(run, prompts, device):
     return time.perf_counter() - start
 
 
-def measure_memory(stack, folder, dtype_name, device, batches):
-    """In a fresh process: the weight bytes and the peak memory of one generation at each batch size."""
+def serve_stack(stack, folder, dtype_name, device):
+    """A worker's functions (benchmarks.timing.Worker): the stack loaded once, then 'timed' (seconds of one
+    generation at a batch size) and 'memory' (its weight bytes, and its peak since loading)."""
     model, run = STACKS[stack](folder, DTYPES[dtype_name], device)
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())  # tied matrices counted once
     reset_peak_memory(device)
-    for batch in batches:
-        timed(run, prompts_of(batch, model.config.vocab_size), device)
-    return {"weight_bytes": sum(p.numel() * p.element_size() for p in model.parameters()),  # tied counted once
-            "peak_gib": peak_memory_gib(device)}
+    return {"timed": lambda batch: timed(run, prompts_of(batch, model.config.vocab_size), device),
+            "memory": lambda: {"weight_bytes": weight_bytes, "peak_gib": peak_memory_gib(device)}}
 
 
-def measure_speeds(stacks, folder, dtype_name, device, batches, reps):
-    """In one process with every stack loaded: {stack: {batch: [seconds of each round]}}."""
-    loaded = {stack: STACKS[stack](folder, DTYPES[dtype_name], device) for stack in stacks}
-    seconds = {stack: {batch: [] for batch in batches} for stack in stacks}
+def time_stacks(workers: dict, batches, reps) -> dict:
+    """{stack: {batch: [seconds of each round]}}: per batch size a warm-up generation each, then `reps` rounds."""
+    seconds = {stack: {} for stack in workers}
     for batch in batches:
-        prompts = prompts_of(batch, loaded[stacks[0]][0].config.vocab_size)
-        for _, run in loaded.values():
-            run(prompts)  # warm-up
-        for round_ in range(reps):
-            for stack in (stacks if round_ % 2 == 0 else stacks[::-1]):
-                seconds[stack][batch].append(timed(loaded[stack][1], prompts, device))
+        for worker in workers.values():
+            worker.call("timed", batch)  # warm-up
+        timers = {stack: functools.partial(worker.call, "timed", batch) for stack, worker in workers.items()}
+        for stack, times in alternating_rounds(timers, reps).items():
+            seconds[stack][batch] = times
     return seconds
 
 
@@ -166,15 +164,16 @@ def run(args):
         for name in args.models:
             folder = write_folder(name, os.path.join(tmp, name))
             for dtype_name in args.dtypes:
-                memory = {stack: in_fresh_process(measure_memory, stack, folder, dtype_name, args.device, args.batches)
-                          for stack in stacks}
-                seconds = in_fresh_process(measure_speeds, stacks, folder, dtype_name, args.device, args.batches,
-                                           args.reps)
+                with contextlib.ExitStack() as workers_alive:
+                    workers = {stack: workers_alive.enter_context(Worker(serve_stack, stack, folder, dtype_name,
+                                                                         args.device)) for stack in stacks}
+                    seconds = time_stacks(workers, args.batches, args.reps)
+                    memory = {stack: worker.call("memory") for stack, worker in workers.items()}
                 for batch in args.batches:
                     theirs_seconds = seconds["transformers"][batch]
                     for stack, m in memory.items():
                         speed = batch * NEW_TOKENS / statistics.median(seconds[stack][batch])
-                        ratios = [t_theirs / t_stack for t_theirs, t_stack in zip(theirs_seconds, seconds[stack][batch])]
+                        ratios = paired_ratios(theirs_seconds, seconds[stack][batch])
                         floor = bandwidth * 1e9 / m["weight_bytes"] * batch  # tokens/s if bandwidth-bound
                         row = {"model": name, "dtype": dtype_name, "batch": batch, "stack": stack,
                                "tokens_per_s": speed, "share_of_bandwidth_floor": speed / floor if batch == 1 else None,

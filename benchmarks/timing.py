@@ -2,6 +2,8 @@
 
 GPU timings are Triton's `do_bench` medians (L2 flushed between runs); CPU timings are the
 median of `reps` perf_counter runs, interleaved across the methods, after two warm-up calls.
+Whole stacks (bench.py generate, train) each run in a `Worker` process of their own and take turns
+(`alternating_rounds`), compared round by round (`paired_ratios`).
 """
 import datetime
 import json
@@ -11,6 +13,7 @@ import platform
 import re
 import statistics
 import time
+import traceback
 from concurrent.futures import ProcessPoolExecutor
 
 import torch
@@ -36,6 +39,24 @@ def median_ms(fns, device, reps):
             fn()
             samples[name].append((time.perf_counter() - start) * 1e3)
     return {name: statistics.median(times) for name, times in samples.items()}
+
+
+def alternating_rounds(timers: dict, rounds: int) -> dict:
+    """{name: [seconds of each round]} for a dict of callables that each return their own seconds. Every
+    round calls each once, the order reversed every other round: this machine's speed drifts, at times by
+    2× within minutes, and timers taking turns meet the same conditions, where timers run one after the
+    other would not. Compare two of them round by round (`paired_ratios`)."""
+    names = list(timers)
+    seconds = {name: [] for name in names}
+    for round_ in range(rounds):
+        for name in (names if round_ % 2 == 0 else names[::-1]):
+            seconds[name].append(timers[name]())
+    return seconds
+
+
+def paired_ratios(reference: list, other: list) -> list:
+    """reference's seconds over other's, round by round: how many times faster `other` ran in each."""
+    return [ref / oth for ref, oth in zip(reference, other)]
 
 
 def device_name(device):
@@ -120,3 +141,56 @@ def in_fresh_process(function, *args):
     """function(*args) in a new (spawned) process: its peak RSS is its own, no earlier run's memory counts."""
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as fresh_process:
         return fresh_process.submit(function, *args).result()
+
+
+def _serve(connection, build, args):
+    """The worker's side: build once, then answer (name, args) requests with (True, result) or (False, error)."""
+    try:
+        functions = build(*args)
+    except Exception:
+        connection.send((False, traceback.format_exc()))
+        return
+    connection.send((True, None))
+    while (request := connection.recv()) is not None:
+        name, call_args = request
+        try:
+            connection.send((True, functions[name](*call_args)))
+        except Exception:
+            connection.send((False, traceback.format_exc()))
+
+
+class Worker:
+    """build(*args) in a fresh (spawned) process, which returns {name: function}; `call(name, *args)` then runs
+    that function there. Stacks that take turns on the machine this way each keep a process of their own:
+    their own heap (one stack's freed or trimmed memory can't slow the other's next step) and their own peak."""
+
+    def __init__(self, build, *args):
+        context = multiprocessing.get_context("spawn")
+        self.connection, worker_end = context.Pipe()
+        self.process = context.Process(target=_serve, args=(worker_end, build, args), daemon=True)
+        self.process.start()
+        self._answer(f"building {build.__name__}{args}")
+
+    def call(self, name, *args):
+        self.connection.send((name, args))
+        return self._answer(f"{name}{args}")
+
+    def _answer(self, what):
+        try:
+            ok, value = self.connection.recv()
+        except EOFError:
+            raise RuntimeError(f"benchmark worker died while {what} (exit code {self.process.exitcode})") from None
+        if not ok:
+            raise RuntimeError(f"benchmark worker failed while {what}:\n{value}")
+        return value
+
+    def close(self):
+        if self.process.is_alive():
+            self.connection.send(None)
+        self.process.join()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -6,9 +6,11 @@ the way a user would), the same batch of 4 × 256 tokens with every next token a
   peft       model(input_ids, labels=…).loss.backward() + clip + AdamW, as peft's examples do
   physlora   train.train_window (chunked cross-entropy, fp32 LoRA) + clip + AdamW: the same work
   physlora+gc  the same with --grad-checkpointing: each block recomputed in backward (more work, less memory)
-Each configuration runs in a fresh process, so its peak RSS is its own: the peak is reset
-(/proc/self/clear_refs) after the warm-up step and read (VmHWM) after the timed steps, so it is
-the memory one optimizer step needs, weights included. tokens/s = tokens / median step time.
+Each configuration runs in a fresh process of its own, so its peak RSS is its own: the peak is reset
+(/proc/self/clear_refs) after a warm-up step and read (VmHWM) after the timed steps, so it is the
+memory one optimizer step needs, weights included. The processes take turns: --steps rounds time one
+step of each, the order alternating (this machine's speed drifts, at times by 2× within minutes).
+tokens/s = tokens / median step time; the ratio to peft is the median of the rounds' ratios.
 The floor: the step's matmul FLOPs (`step_flops`: the least any stack must compute) at the rate
 torch.matmul reaches on this machine for the step's most common product (the MLP's 896 → 4864
 projection, forward and input gradient, over all the batch's tokens); "of floor" = floor / step time.
@@ -26,6 +28,7 @@ Both see the same token ids (our tokenizer and chat template) and the same examp
 optimizer step is a warm-up; the next --physics-steps are timed; useful tokens/s = the answer
 tokens of the timed steps / their time.
 """
+import contextlib
 import functools
 import os
 import statistics
@@ -35,20 +38,22 @@ import time
 import torch
 
 from benchmarks.shapes import QWEN25_05B, write_random_folder
-from benchmarks.timing import (environment, format_row, in_fresh_process, median_ms, peak_memory_gib,
-                               reset_peak_memory, save_results, synchronize)
+from benchmarks.timing import (Worker, alternating_rounds, environment, format_row, in_fresh_process, median_ms,
+                               paired_ratios, peak_memory_gib, reset_peak_memory, save_results, synchronize)
 from common.cli import DTYPES
 from common.errors import PhysloraError
 
 COLUMNS = ("dtype", "method", "tokens/s", "step s", "of floor", "peak GiB", "vs peft")
-WIDTHS = (5, 11, 9, 7, 8, 8, 22)
+WIDTHS = (5, 11, 9, 7, 8, 8, 34)
 
 
 def add_arguments(parser):
     parser.add_argument("--dtypes", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"])
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--tokens", type=int, default=256, help="tokens per row")
-    parser.add_argument("--steps", type=int, default=5, help="timed optimizer steps after one warm-up step; default: 5")
+    parser.add_argument("--steps", type=int, default=5,
+                        help="timed rounds after one warm-up step; each round times one optimizer step of every "
+                             "method, in turn; default: 5")
     parser.add_argument("--layers", type=int, default=QWEN25_05B["num_hidden_layers"],
                         help="fewer layers for a quick look (default: Qwen2.5-0.5B's 24)")
     parser.add_argument("--workloads", nargs="+", choices=("equal", "physics"), default=["equal", "physics"],
@@ -147,22 +152,28 @@ METHODS = {"peft": peft_step, "physlora": physlora_step,
            "physlora+gc": functools.partial(physlora_step, checkpointing=True)}
 
 
-def measure(method, folder, dtype_name, device, batch_shape, steps):
-    """In a fresh process: build the method's step, warm up, time `steps` steps, read the peak memory."""
-    dtype = DTYPES[dtype_name]
+def build_step(method, folder, dtype_name, device, batch_shape):
+    """The method's optimizer step on a fixed random batch, warmed up once; returns a function timing one step."""
     batch = torch.randint(0, QWEN25_05B["vocab_size"], batch_shape, generator=torch.Generator().manual_seed(0))
     lora = dict(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=["q_proj", "v_proj"])
-    step = METHODS[method](folder, dtype, device, batch.to(device), lora)
+    step = METHODS[method](folder, DTYPES[dtype_name], device, batch.to(device), lora)
     step()
-    synchronize(device)
-    reset_peak_memory(device)
-    times = []
-    for _ in range(steps):
+
+    def timed_step():
+        synchronize(device)
         start = time.perf_counter()
         step()
         synchronize(device)
-        times.append(time.perf_counter() - start)
-    return {"seconds": statistics.median(times), "peak_gib": peak_memory_gib(device)}
+        return time.perf_counter() - start
+    return timed_step
+
+
+def serve_method(method, folder, dtype_name, device, batch_shape):
+    """A worker's functions (benchmarks.timing.Worker): the method's step built and warmed up, then 'timed'
+    (seconds of one more step) and 'peak' (the peak memory of the steps since the warm-up, weights included)."""
+    timed_step = build_step(method, folder, dtype_name, device, batch_shape)
+    reset_peak_memory(device)
+    return {"timed": timed_step, "peak": lambda: peak_memory_gib(device)}
 
 
 def run(args):
@@ -205,20 +216,24 @@ def run_equal_work(args):
         folder = os.path.join(tmp, "qwen2.5-0.5b-random")
         write_random_folder({**QWEN25_05B, "num_hidden_layers": args.layers}, folder)
         for dtype_name in args.dtypes:
-            measured = {}
+            shape = (args.batch, args.tokens)
+            with contextlib.ExitStack() as workers_alive:
+                workers = {method: workers_alive.enter_context(Worker(serve_method, method, folder, dtype_name,
+                                                                      args.device, shape)) for method in METHODS}
+                seconds = alternating_rounds({method: functools.partial(worker.call, "timed")
+                                              for method, worker in workers.items()}, args.steps)
+                peak = {method: worker.call("peak") for method, worker in workers.items()}
             for method in METHODS:
-                measured[method] = in_fresh_process(measure, method, folder, dtype_name, args.device,
-                                                    (args.batch, args.tokens), args.steps)
-            for method, m in measured.items():
-                peft_m = measured["peft"]
-                row = {"dtype": dtype_name, "method": method, "tokens_per_s": tokens / m["seconds"],
-                       "step_s": m["seconds"], "share_of_floor": floors[dtype_name]["floor_s"] / m["seconds"],
-                       "peak_gib": m["peak_gib"], "speedup": peft_m["seconds"] / m["seconds"],
-                       "memory_ratio": m["peak_gib"] / peft_m["peak_gib"]}
+                step_s, ratios = statistics.median(seconds[method]), paired_ratios(seconds["peft"], seconds[method])
+                row = {"dtype": dtype_name, "method": method, "tokens_per_s": tokens / step_s, "step_s": step_s,
+                       "share_of_floor": floors[dtype_name]["floor_s"] / step_s, "peak_gib": peak[method],
+                       "speedup": statistics.median(ratios), "speedup_range": [min(ratios), max(ratios)],
+                       "memory_ratio": peak[method] / peak["peft"]}
                 rows.append(row)
-                versus = f"{row['speedup']:.2f}x speed, {row['memory_ratio']:.2f}x mem"
-                print(format_row((dtype_name, method, f"{row['tokens_per_s']:.0f}", f"{m['seconds']:.2f}",
-                                  f"{row['share_of_floor']:.0%}", f"{m['peak_gib']:.2f}", versus), WIDTHS), flush=True)
+                versus = "{:.2f}x speed ({:.2f}-{:.2f}), {:.2f}x mem".format(
+                    row["speedup"], *row["speedup_range"], row["memory_ratio"])
+                print(format_row((dtype_name, method, f"{row['tokens_per_s']:.0f}", f"{step_s:.2f}",
+                                  f"{row['share_of_floor']:.0%}", f"{peak[method]:.2f}", versus), WIDTHS), flush=True)
     if not args.no_save:
         payload = {"batch": args.batch, "tokens": args.tokens, "layers": args.layers, "floors": floors, "rows": rows}
         print("saved", save_results(args.device, "train", "+".join(args.dtypes), payload))
