@@ -202,7 +202,7 @@ def run_equal_work(args):
     env = environment(args.device)
     tokens = args.batch * args.tokens
     print(f"{env['device']}, torch {env['torch']}, {args.layers}-layer Qwen2.5-0.5B shape, batch {args.batch} × "
-          f"{args.tokens} tokens, LoRA r=8 on q,v, median of {args.steps} steps")
+          f"{args.tokens} tokens, LoRA r=8 on q,v, {args.steps} alternating rounds, medians")
     flops = sum(step_flops({**QWEN25_05B, "num_hidden_layers": args.layers}, args.batch, args.tokens, 8).values())
     floors = {}
     for dtype_name in args.dtypes:
