@@ -158,6 +158,11 @@ def rms_norm_forward(x, weight, eps):
     return y.view(x.shape), rstd
 
 
+def rms_norm(x, weight, eps):
+    """y alone, where no backward follows."""
+    return rms_norm_forward(x, weight, eps)[0]
+
+
 def rms_norm_backward(dy, x, weight, rstd, need_dweight):
     """(dx, dw); dw is None unless asked for."""
     dy, x = dy.contiguous(), x.contiguous()

@@ -74,7 +74,6 @@ class KVCache:
         shape = (batch, config.num_key_value_heads, max_len, config.head_dim)
         self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.num_hidden_layers)]
         self.values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.num_hidden_layers)]
-        self.max_len = max_len
 
     def keep_rows(self, rows: torch.Tensor) -> None:
         """Keep only these batch rows (the others finished generating), in this order."""
