@@ -16,7 +16,8 @@ Module and parameter names follow HF (`model.layers.N.self_attn.q_proj`, ...), s
 dict loads 1:1 and PEFT adapter keys come for free.
 
 The norms, the rotation and the SwiGLU product run as fused Triton kernels on CUDA tensors
-(model/kernels.py); elsewhere as the plain torch shown there. The linear layers are nn.Linear
+(model/kernels.py); elsewhere as the plain torch shown there. Attention is torch's, with a faster
+backward of our own for bf16 training on CPU (model/attention.py). The linear layers are nn.Linear
 with a faster path for decoding in bf16 on CPU (model/linear.py).
 
 Incremental decoding writes each step's keys/values into a preallocated `KVCache` and attends
@@ -27,11 +28,11 @@ import math
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import nn
 
 from model import kernels
+from model.attention import attention
 from model.config import ModelConfig
 from model.linear import Linear, fuse_storage, joint_parameters, project
 
@@ -119,8 +120,7 @@ class Attention(nn.Module):
         if cache is not None:
             k, v = cache.update(self.layer_index, cache_start, k, v)
         # With no mask, plain causal attention over a block that starts at position 0.
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, is_causal=mask is None and length > 1, enable_gqa=self.n_kv_heads != self.n_heads)
+        out = attention(q, k, v, mask, causal=mask is None and length > 1)
         return self.o_proj(out.transpose(1, 2).reshape(batch, length, -1))
 
 
