@@ -11,7 +11,8 @@ The backward is the one flash attention computes, written as five batched produc
     dQ = dS K·s,   dK = dSᵀ Q·s
 
 Why: in torch 2.13 the CPU flash kernel's bf16 backward takes ~9× its forward; these products take
-about half its time (benchmarks/results/attention-cpu-2026-12-01/). Grouped-query attention needs no
+about half its time at a few hundred tokens (benchmarks/results/attention-cpu-2026-12-01/). They fill
+the whole L × L square where the flash kernel skips the causal half, so by ~600 tokens it catches up. Grouped-query attention needs no
 copies: the G query heads sharing a kv head are stacked as G·L rows, so the products that make dK
 and dV sum over the group by themselves.
 
@@ -22,7 +23,8 @@ The product accumulates in fp32 and rounds log P ≤ 0, whose error vanishes whe
 in dO Vᵀ − δ the same way. M is the product's additive input (baddbmm). These gradients come out more
 accurate than the flash kernel's own (tests/test_attention.py).
 
-Elsewhere (fp32, CUDA, a mask, no gradient) this is plain F.scaled_dot_product_attention.
+Elsewhere (fp32, CUDA, a mask, blocks over LONGEST tokens, no gradient) this is plain
+F.scaled_dot_product_attention.
 """
 from typing import Optional
 
@@ -31,14 +33,19 @@ import torch.nn.functional as F
 
 # Largest P and dS slab (bytes) held at once: beyond it the (batch, kv head) pairs go in chunks.
 SLAB_BYTES = 64 << 20
+# Our products fill the whole L × L square, the flash kernel only the causal half: ours is 1.16-1.25x faster at
+# 384-512 tokens, 0.69-0.80x at 768-1024 (benchmarks/results/attention-cpu-2026-12-01/crossover.txt), so longer
+# blocks are left to it. train.py's default --max-len 512 stays below.
+LONGEST = 576
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor],
               causal: bool) -> torch.Tensor:
     """Attention of q (batch, heads, L, D) over k, v (batch, kv_heads, keys, D): causal, or under the boolean mask."""
-    if (mask is None and causal and q.dtype is torch.bfloat16 and q.device.type == "cpu" and q.shape[2] == k.shape[2]
+    if (mask is None and causal and q.dtype is torch.bfloat16 and q.device.type == "cpu"
+            and q.shape[2] == k.shape[2] <= LONGEST
             and torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)):
-        return _CausalAttention.apply(q, k, v)
+        return _Attention.apply(q, k, v)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
                                           enable_gqa=k.shape[1] != q.shape[1])
 
@@ -49,7 +56,7 @@ def _hi_lo(x: torch.Tensor) -> torch.Tensor:
     return torch.stack((hi, (x - hi.float()).to(torch.bfloat16)), dim=-1)
 
 
-class _CausalAttention(torch.autograd.Function):
+class _Attention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v):
         out, logsumexp = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, True)

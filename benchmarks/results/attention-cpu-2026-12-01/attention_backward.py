@@ -1,13 +1,13 @@
 """Attention forward + backward, bf16 on CPU: torch's flash kernel (F.scaled_dot_product_attention) against
 model/attention.py (the same forward, our backward), at the physics workload's micro-batch shapes (8 rows, SmolLM2's
 9 query / 3 kv heads, 192 and 288 tokens), the equal-work shape (4 rows, Qwen2.5-0.5B's 14 / 2 heads, 256 tokens)
-and a small odd one; median of 9 after a warm-up, in ms. err = ‖grad − float64 grad‖ / ‖float64 grad‖ for q, k, v.
+a small odd one, and 512 tokens; median of 9 after a warm-up, in ms. err = ‖grad − float64 grad‖ / ‖float64 grad‖ for q, k, v.
 Run from the repository root: .venv/bin/python benchmarks/results/attention-cpu-2026-12-01/attention_backward.py"""
 import sys, time
 sys.path.insert(0, ".")
 import torch
 import torch.nn.functional as F
-from model.attention import attention
+from model.attention import _Attention
 
 
 def median_ms(fn, n=9):
@@ -19,7 +19,8 @@ def median_ms(fn, n=9):
 
 
 torch.manual_seed(0)
-for batch, heads, kv_heads, length in ((8, 9, 3, 288), (8, 9, 3, 192), (4, 14, 2, 256), (3, 4, 4, 37)):
+for batch, heads, kv_heads, length in ((8, 9, 3, 288), (8, 9, 3, 192), (4, 14, 2, 256), (3, 4, 4, 37),
+                                        (8, 9, 3, 512), (4, 14, 2, 512)):
     q = (torch.randn(batch, heads, length, 64) * 2).bfloat16().requires_grad_()
     k = (torch.randn(batch, kv_heads, length, 64) * 2).bfloat16().requires_grad_()
     v = torch.randn(batch, kv_heads, length, 64).bfloat16().requires_grad_()
@@ -37,5 +38,5 @@ for batch, heads, kv_heads, length in ((8, 9, 3, 288), (8, 9, 3, 192), (4, 14, 2
         return f"{ms:6.1f} ms (err {', '.join(errors)})"
 
     flash = measure(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True))
-    ours = measure(lambda: attention(q, k, v, None, causal=True))
+    ours = measure(lambda: _Attention.apply(q, k, v))  # directly: the same as attention() up to LONGEST tokens
     print(f"{(batch, heads, kv_heads, length)}  flash {flash}  ours {ours}", flush=True)
