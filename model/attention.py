@@ -12,16 +12,17 @@ The backward is the one flash attention computes, written as five batched produc
 
 Why: in torch 2.13 the CPU flash kernel's bf16 backward takes ~9× its forward; these products take
 about half its time at a few hundred tokens (benchmarks/results/attention-cpu-2026-12-01/). They fill
-the whole L × L square where the flash kernel skips the causal half, so by ~600 tokens it catches up. Grouped-query attention needs no
-copies: the G query heads sharing a kv head are stacked as G·L rows, so the products that make dK
-and dV sum over the group by themselves.
+the whole L × L square where the flash kernel skips the causal half, so by ~600 tokens it catches up.
+Grouped-query attention needs no copies: the G query heads sharing a kv head are stacked as G·L rows,
+so the products that make dK and dV sum over the group by themselves.
 
 Precision. A bf16 product rounds its output to 8 bits; rounding the scores Q Kᵀ·s (tens, in trained
 models) and only then subtracting ℓ would put a few % of error into P. So ℓ rides inside the product,
 as two extra columns: Q′ = [Q·s, −ℓ_hi, −ℓ_lo], K′ = [K, 1, 1] with ℓ_hi = bf16(ℓ), ℓ_lo = bf16(ℓ − ℓ_hi).
 The product accumulates in fp32 and rounds log P ≤ 0, whose error vanishes where P is large. δ rides
-in dO Vᵀ − δ the same way. M is the product's additive input (baddbmm). These gradients come out more
-accurate than the flash kernel's own (tests/test_attention.py).
+in dO Vᵀ − δ the same way. M is the product's additive input (baddbmm). The gradients' errors are of
+the flash kernel's size: a little more for dQ and dK (dS is rounded twice), less for dV
+(tests/test_attention.py).
 
 Elsewhere (fp32, CUDA, a mask, blocks over LONGEST tokens, no gradient) this is plain
 F.scaled_dot_product_attention.
@@ -37,12 +38,15 @@ SLAB_BYTES = 64 << 20
 # 384-512 tokens, 0.69-0.80x at 768-1024 (benchmarks/results/attention-cpu-2026-12-01/crossover.txt), so longer
 # blocks are left to it. train.py's default --max-len 512 stays below.
 LONGEST = 576
+# torch's CPU flash kernel, which returns the logsumexp our backward needs; a private op, so if a torch release
+# drops it, training falls back to torch's own backward instead of failing.
+_FLASH_FOR_CPU = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor],
               causal: bool) -> torch.Tensor:
     """Attention of q (batch, heads, L, D) over k, v (batch, kv_heads, keys, D): causal, or under the boolean mask."""
-    if (mask is None and causal and q.dtype is torch.bfloat16 and q.device.type == "cpu"
+    if (_FLASH_FOR_CPU is not None and mask is None and causal and q.dtype is torch.bfloat16 and q.device.type == "cpu"
             and q.shape[2] == k.shape[2] <= LONGEST
             and torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)):
         return _Attention.apply(q, k, v)
@@ -59,7 +63,7 @@ def _hi_lo(x: torch.Tensor) -> torch.Tensor:
 class _Attention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v):
-        out, logsumexp = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, True)
+        out, logsumexp = _FLASH_FOR_CPU(q, k, v, 0.0, True)
         ctx.save_for_backward(q, k, v, out, logsumexp)
         return out
 
@@ -71,10 +75,11 @@ class _Attention(torch.autograd.Function):
         group, pairs, scale = heads // kv_heads, batch * kv_heads, dim ** -0.5
         rows = group * length  # a kv head's queries, stacked
         ones = q.new_ones(batch, kv_heads, length, 2)
-        # In fp32 (a product of two bf16 numbers is exact in it), so that a row's dO Vᵀ − δ cancels where it should.
+        # In fp32 (a product of two bf16 numbers is exact in it): a row's dO Vᵀ − δ then cancels where it should.
         delta = d_out.float().mul_(out).sum(dim=-1)
         q_scaled = (q * scale).reshape(pairs, rows, dim)
-        q_ext = torch.cat((q_scaled.view(batch, heads, length, dim), _hi_lo(-logsumexp)), dim=-1).view(pairs, rows, dim + 2)
+        q_ext = torch.cat((q_scaled.view(batch, heads, length, dim), _hi_lo(-logsumexp)), dim=-1)
+        q_ext = q_ext.view(pairs, rows, dim + 2)
         k_ext = torch.cat((k, ones), dim=-1).view(pairs, length, dim + 2)
         d_out_ext = torch.cat((d_out, _hi_lo(-delta)), dim=-1).view(pairs, rows, dim + 2)
         v_ext = torch.cat((v, ones), dim=-1).view(pairs, length, dim + 2)

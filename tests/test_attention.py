@@ -57,6 +57,12 @@ def test_bf16_training_on_cpu_takes_our_backward():
     assert type(ours(q, k, v).grad_fn).__name__ == "_AttentionBackward"
 
 
+def test_without_torchs_cpu_flash_op_training_falls_back_to_torch(monkeypatch):
+    monkeypatch.setattr(attention_module, "_FLASH_FOR_CPU", None)
+    q, k, v, _ = inputs(*CASES[2])
+    assert type(ours(q, k, v).grad_fn).__name__ != "_AttentionBackward"
+
+
 def test_long_blocks_take_torch_attention():
     q, k, v, _ = inputs(1, 2, 1, attention_module.LONGEST + 1)
     assert type(ours(q, k, v).grad_fn).__name__ != "_AttentionBackward"
