@@ -8,11 +8,15 @@ At Qwen2.5-0.5B's shapes (benchmarks/shapes.py), forward ("fwd") and forward plu
   softmax_ce  one chunk of logits (R × 151936)     bytes fwd bRV (loss), fwd+bwd 2bRV (+ gradient)
   linear_ce   hidden (N × 896) through the tied lm_head to the summed loss: matmul-bound, TFLOP/s;
               fwd is the loss alone, under no_grad (with grad on, ours computes the gradient in forward)
+  attention   causal, q (4 rows × N/4 tokens, 14 heads), k, v (2 heads) of 64: TFLOP/s of the causal
+              half's products (fwd 2 of them, fwd+bwd 7); bytes q, k, v, out (×2 with bwd, and dO, dQ, dK, dV)
 for each method:
   fused         our Triton kernels (model/kernels_triton.py); GPU only
-  torch         our torch reference (TorchOps in model/kernels.py), the CPU path
+  torch         our torch reference (TorchOps in model/kernels.py), the CPU path; for attention
+                model/attention.py (our backward in bf16 on CPU, torch's attention elsewhere)
   transformers  what transformers runs: Qwen2RMSNorm, apply_rotary_pos_emb, ACT2FN["silu"](gate) * up,
-                F.cross_entropy on fp32 logits (softmax_ce), and on all of them at once (linear_ce)
+                F.cross_entropy on fp32 logits (softmax_ce), and on all of them at once (linear_ce),
+                F.scaled_dot_product_attention with enable_gqa (attention)
 bytes: what the op must read and write once (b bytes an element); GB/s = bytes / median time;
 of copy = GB/s / the device's own copy bandwidth (a 256 MiB copy_, read + write): the roofline of a
 memory-bound op (the fused softmax_ce reads the logits twice, so it tops out at 2/3). vs tf = the
@@ -29,7 +33,7 @@ from common.errors import PhysloraError
 from model import kernels
 from model.loss import CHUNK_BYTES, chunked_cross_entropy
 
-OPS = ("rms_norm", "rope", "swiglu", "softmax_ce", "linear_ce")
+OPS = ("rms_norm", "rope", "swiglu", "softmax_ce", "linear_ce", "attention")
 DEFAULT_TOKENS = {"cuda": 4096, "cpu": 512}
 COLUMNS = ("op", "pass", "method", "ms", "GB/s", "of copy", "TFLOP/s", "vs tf")
 WIDTHS = (10, 7, 12, 9, 8, 7, 7, 6)
@@ -148,8 +152,24 @@ def linear_ce_case(n, dtype, device):
             {"fwd": flops, "fwd+bwd": 2 * flops})
 
 
+def attention_case(n, dtype, device):
+    from model.attention import attention
+    heads, kv_heads = QWEN25_05B["num_attention_heads"], QWEN25_05B["num_key_value_heads"]
+    head_dim = QWEN25_05B["hidden_size"] // heads
+    batch, length = 4, n // 4  # the train suite's rows
+    q, k, v = (torch.randn(batch, length, h, head_dim, device=device, dtype=dtype).transpose(1, 2).requires_grad_()
+               for h in (heads, kv_heads, kv_heads))
+    inputs, grads = (q, k, v), (torch.randn_like(q),)
+    methods = {"torch": autograd_passes(lambda: attention(q, k, v, None, causal=True), inputs, grads),
+               "transformers": autograd_passes(lambda: F.scaled_dot_product_attention(
+                   q, k, v, is_causal=True, enable_gqa=True), inputs, grads)}
+    flops = 2 * batch * heads * length * length * head_dim  # QKᵀ and PV over the causal half
+    per_pass = 2 * q.nbytes + 2 * k.nbytes
+    return methods, {"fwd": per_pass, "fwd+bwd": 2 * per_pass}, {"fwd": flops, "fwd+bwd": 3.5 * flops}
+
+
 CASES = {"rms_norm": rms_norm_case, "rope": rope_case, "swiglu": swiglu_case,
-         "softmax_ce": softmax_ce_case, "linear_ce": linear_ce_case}
+         "softmax_ce": softmax_ce_case, "linear_ce": linear_ce_case, "attention": attention_case}
 
 
 def copy_gbps(device, reps):
