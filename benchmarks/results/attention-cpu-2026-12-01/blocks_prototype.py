@@ -3,19 +3,18 @@
 taking turns 15 rounds (medians, ms). Run from the repository root: .venv/bin/python benchmarks/results/attention-cpu-2026-12-01/blocks_prototype.py"""
 import sys, time, statistics; sys.path.insert(0, '.')
 import torch, torch.nn.functional as F
-from model.attention import _Attention, _hi_lo, _FLASH_FOR_CPU
+from model.attention import _Attention, _hi_lo
 
-class Blocked(torch.autograd.Function):
+class Blocked(_Attention):
     @staticmethod
     def forward(ctx, q, k, v, block):
-        out, lse = _FLASH_FOR_CPU(q, k, v, 0.0, True)
-        ctx.save_for_backward(q, k, v, out, lse); ctx.block = block
-        return out
+        ctx.block = block
+        return _Attention.forward(ctx, q, k, v)
+
     @staticmethod
     def backward(ctx, d_out):
         q, k, v, out, logsumexp = ctx.saved_tensors
-        batch, heads, length, dim = q.shape
-        kv_heads = k.shape[1]
+        (batch, heads, length, dim), kv_heads = q.shape, k.shape[1]
         group, pairs, scale = heads // kv_heads, batch * kv_heads, dim ** -0.5
         ones = q.new_ones(batch, kv_heads, length, 2)
         delta = d_out.float().mul_(out).sum(dim=-1)
