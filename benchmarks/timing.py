@@ -42,10 +42,11 @@ def median_ms(fns, device, reps):
 
 
 def alternating_rounds(timers: dict, rounds: int) -> dict:
-    """{name: [seconds of each round]} for a dict of callables that each return their own seconds. Every
-    round calls each once, the order reversed every other round: this machine's speed drifts, at times by
-    2× within minutes, and timers taking turns meet the same conditions, where timers run one after the
-    other would not. Compare two of them round by round (`paired_ratios`)."""
+    """{name: [result of each round]} for a dict of callables that each return their own seconds (or a
+    measurement holding them). Every round calls each once, the order reversed every other round: this
+    machine's speed drifts, at times by 2× within minutes, and timers taking turns meet the same
+    conditions, where timers run one after the other would not. Compare two of them round by round
+    (`paired_ratios`)."""
     names = list(timers)
     seconds = {name: [] for name in names}
     for round_ in range(rounds):

@@ -186,6 +186,8 @@ def run(args):
                             "add --workloads equal")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise PhysloraError("bench.py train --device cuda: no CUDA device is visible")
+    if args.physics_rounds < 1:
+        raise PhysloraError(f"bench.py train --physics-rounds {args.physics_rounds}: use at least 1")
     if "equal" in args.workloads:
         run_equal_work(args)
     if "physics" in args.workloads:
@@ -328,24 +330,28 @@ def trainer_physics(folder, pad_id, examples, steps):
             "padded_length": length}
 
 
+def physics_run(method, measure_physics, *args):
+    """measure_physics(*args) in a fresh process, with its useful tokens/s, printed as it comes."""
+    run = in_fresh_process(measure_physics, *args)
+    run["useful_tokens_per_s"] = run["answer_tokens"] / run["seconds"]
+    print(f"  {method:9s} {run['useful_tokens_per_s']:8.1f} answer tokens/s "
+          f"({run['answer_tokens']} in {run['seconds']:.1f}s)", flush=True)
+    return run
+
+
 def run_physics(args):
     require_oracles()
     env = environment("cpu")
     print(f"{env['device']}, torch {env['torch']}, SmolLM2-135M-Instruct bf16 on the physics train set, "
           f"{args.physics_steps} optimizer steps of {PHYSICS_BATCH} × {PHYSICS_ACCUMULATION} examples after a warm-up")
-    methods = (("trainer", trainer_physics), ("physlora", physlora_physics))
-    measured = {method: [] for method, _ in methods}
     with tempfile.TemporaryDirectory(prefix="physlora-bench-") as workdir:  # removed even if a measurement fails
         folder, pad_id, examples = physics_examples(workdir,
                                                     (args.physics_steps + 1) * PHYSICS_BATCH * PHYSICS_ACCUMULATION)
         # The Trainer's loop can't be stepped from outside, so the methods take turns run by run.
-        for round_index in range(args.physics_rounds):
-            for method, measure_physics in (methods if round_index % 2 == 0 else methods[::-1]):
-                run = in_fresh_process(measure_physics, folder, pad_id, examples, args.physics_steps)
-                run["useful_tokens_per_s"] = run["answer_tokens"] / run["seconds"]
-                measured[method].append(run)
-                print(f"  round {round_index + 1} {method:9s} {run['useful_tokens_per_s']:8.1f} answer tokens/s "
-                      f"({run['answer_tokens']} in {run['seconds']:.1f}s)", flush=True)
+        measured = alternating_rounds(
+            {method: functools.partial(physics_run, method, measure, folder, pad_id, examples, args.physics_steps)
+             for method, measure in (("trainer", trainer_physics), ("physlora", physlora_physics))},
+            args.physics_rounds)
     ratios = [ours["useful_tokens_per_s"] / theirs["useful_tokens_per_s"]
               for ours, theirs in zip(measured["physlora"], measured["trainer"])]
     rows = []

@@ -49,8 +49,6 @@ class TorchOps:
         count = rows * cols
         words = np.random.default_rng(seed).bit_generator.random_raw(-(-count // 4))
         keep = words.view(np.uint16)[:count].reshape(rows, cols) >= round(p * 2**16)
-        if dtype is torch.bool:
-            return torch.from_numpy(keep).to(device)
         return torch.from_numpy(keep.view(np.uint8)).to(device, dtype)  # torch's bool → bf16 cast is 3× slower
 
     @staticmethod

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from benchmarks import generate_suite
+from benchmarks import generate_suite, train_suite
 from benchmarks.timing import Worker, alternating_rounds, paired_ratios
 
 
@@ -37,6 +37,23 @@ def test_generation_warms_up_each_stack_then_times_them_in_alternating_rounds_pe
     order = ["transformers", "physlora"] * 2 + ["physlora", "transformers", "transformers", "physlora"]
     assert calls == [(name, "timed", batch) for batch in (1, 16) for name in order]
     assert seconds == {name: {1: [1.0] * 3, 16: [1.0] * 3} for name in workers}
+
+
+def test_physics_workload_runs_the_methods_in_alternating_rounds_and_takes_the_median_ratio(monkeypatch, capsys):
+    calls = []
+    speeds = {"trainer": iter([100.0, 50.0]), "physlora": iter([220.0, 150.0])}  # answer tokens a second
+
+    def fake_run(measure, folder, pad_id, examples, steps):
+        calls.append(measure.__name__)
+        return {"seconds": 1.0, "answer_tokens": next(speeds[measure.__name__.split("_")[0]]), "padded_length": 320}
+
+    monkeypatch.setattr(train_suite, "require_oracles", lambda: None)
+    monkeypatch.setattr(train_suite, "physics_examples", lambda workdir, count: ("folder", 0, []))
+    monkeypatch.setattr(train_suite, "in_fresh_process", fake_run)
+    monkeypatch.setattr(train_suite, "save_results", lambda *args: "results.json")
+    train_suite.run_physics(type("Args", (), {"physics_steps": 6, "physics_rounds": 2, "no_save": False})())
+    assert calls == ["trainer_physics", "physlora_physics", "physlora_physics", "trainer_physics"]
+    assert "2.60x the Trainer (rounds 2.20-3.00)" in capsys.readouterr().out  # rounds 220/100 and 150/50
 
 
 def serve_test_functions(offset):
