@@ -1,5 +1,5 @@
 """A decoding step's operator calls. On CPU each call costs a few microseconds of Python and dispatch,
-which at one token a row is as much as the products (README, Generation speed): the count per layer
+which at one token a row is as much as the products (benchmarks/README.md, Generation): the count per layer
 is the part of a step's time that code changes can add to, and unlike a timing it is exact."""
 import collections
 import dataclasses
