@@ -263,8 +263,9 @@ def physics_examples(workdir, count):
     return folder, tokenizer.pad_id, encode_records(splits["train"][:count], tokenizer, 512).examples
 
 
-def physlora_physics(folder, pad_id, examples, steps):
-    """Seconds and answer tokens of `steps` optimizer steps of train.py's loop, after one warm-up step."""
+def physics_loop(folder, pad_id, examples):
+    """train.py's loop set up for the physics workload: (step, windows). step(window) runs one optimizer
+    step over the window's micro-batches, collating included, and returns their answer tokens."""
     import train
     from data.batching import PAD_MULTIPLE, collate, training_windows
     from lora.adapter import LoRASettings, inject
@@ -276,17 +277,28 @@ def physlora_physics(folder, pad_id, examples, steps):
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=2e-4)
     windows = training_windows([len(e.input_ids) for e in examples], PHYSICS_BATCH, PHYSICS_ACCUMULATION, 1, seed=0)
-    seconds, answer_tokens = 0.0, 0
-    for step, (_, window) in enumerate(windows[:steps + 1]):
-        start = time.perf_counter()
+
+    def step(window):
         batches = [collate(examples, rows, pad_id, multiple=PAD_MULTIPLE) for rows in window]
         train.train_window(model.train(), batches)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        if step > 0:  # the first step warms up
+        return sum(batch.target_tokens for batch in batches)
+
+    return step, [window for _, window in windows]
+
+
+def physlora_physics(folder, pad_id, examples, steps):
+    """Seconds and answer tokens of `steps` optimizer steps of train.py's loop, after one warm-up step."""
+    step, windows = physics_loop(folder, pad_id, examples)
+    seconds, answer_tokens = 0.0, 0
+    for index, window in enumerate(windows[:steps + 1]):
+        start = time.perf_counter()
+        tokens = step(window)
+        if index > 0:  # the first step warms up
             seconds += time.perf_counter() - start
-            answer_tokens += sum(batch.target_tokens for batch in batches)
+            answer_tokens += tokens
     return {"seconds": seconds, "answer_tokens": answer_tokens}
 
 

@@ -3,27 +3,14 @@ window of 8 × 2 examples, then 2 profiled; the top operators, the big ones by s
 import sys, time, tempfile
 sys.path.insert(0, ".")
 import torch
-from benchmarks.train_suite import physics_examples, PHYSICS_LORA, PHYSICS_BATCH, PHYSICS_ACCUMULATION
-import train
-from data.batching import PAD_MULTIPLE, collate, training_windows
-from lora.adapter import LoRASettings, inject
-from model.weights import build_model, read_hf_folder
-work = tempfile.mkdtemp()
-folder, pad_id, examples = physics_examples(work, 4 * 16)
-model = build_model(*read_hf_folder(folder), torch.bfloat16, "cpu", source=folder)
-inject(model, LoRASettings(rank=8, alpha=32, dropout=0.05, targets=("q_proj", "v_proj")))
-params = [p for p in model.parameters() if p.requires_grad]
-opt = torch.optim.AdamW(params, lr=2e-4)
-windows = training_windows([len(e.input_ids) for e in examples], PHYSICS_BATCH, PHYSICS_ACCUMULATION, 1, seed=0)
-def step(window):
-    batches = [collate(examples, rows, pad_id, multiple=PAD_MULTIPLE) for rows in window]
-    train.train_window(model.train(), batches)
-    torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step(); opt.zero_grad(set_to_none=True)
-step(windows[0][1])
+from benchmarks.train_suite import physics_examples, physics_loop
+folder, pad_id, examples = physics_examples(tempfile.mkdtemp(), 4 * 16)
+step, windows = physics_loop(folder, pad_id, examples)
+step(windows[0])
 from torch.profiler import profile, ProfilerActivity
 t = time.perf_counter()
 with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-    for _, w in windows[1:3]: step(w)
+    for window in windows[1:3]: step(window)
 print("profiled 2 windows: %.1f s" % (time.perf_counter() - t))
 print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=40))
 ka = prof.key_averages(group_by_input_shape=True)
