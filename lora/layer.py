@@ -49,17 +49,20 @@ class TorchOps:
         count = rows * cols
         words = np.random.default_rng(seed).bit_generator.random_raw(-(-count // 4))
         keep = words.view(np.uint16)[:count].reshape(rows, cols) >= round(p * 2**16)
-        return torch.from_numpy(keep.view(np.uint8)).to(device, dtype)  # torch's bool → bf16 cast is 3× slower
+        return torch.from_numpy(keep.view(np.uint8)).to(device, dtype)  # uint8: the layer's, no cast at all
 
     @staticmethod
     def lora_forward(x, weight, bias, lora_A, lora_B, scaling, p, seed):
         """Returns (y, u) with u = drop(x) Aᵀ saved for dB."""
-        # Dropout multiplies by a 0/1 mask in x's dtype (exact, and 5× faster than torch.where on bf16); its
-        # 1/(1 − p) goes into A, a product the rounding to x's dtype happens in anyway.
-        dropped = x
+        # Dropout multiplies x by a uint8 0/1 mask (exact, in x's dtype, and 5× faster than torch.where on
+        # bf16); its 1/(1 − p) goes into A, a product the rounding to x's dtype happens in anyway. The dropped
+        # copy of x lives for this one line, freed before y exists: on CPU a temporary freed after a kept
+        # tensor leaves a heap hole (common/memory.py; fp32 step peak −0.04 GiB,
+        # benchmarks/results/lora-dropout-memory-cpu-2026-12-01/).
         if p > 0:
-            dropped, lora_A = x * TorchOps.keep_mask(*x.shape, p, seed, x.device, x.dtype), lora_A / (1 - p)
-        u = dropped @ lora_A.to(x.dtype).t()
+            u = (x * TorchOps.keep_mask(*x.shape, p, seed, x.device, torch.uint8)) @ (lora_A / (1 - p)).to(x.dtype).t()
+        else:
+            u = x @ lora_A.to(x.dtype).t()
         y = linear(x, weight, bias)
         y.addmm_(u, lora_B.to(x.dtype).t(), alpha=scaling)  # in place: no second out-sized tensor
         return y, u
@@ -71,7 +74,7 @@ class TorchOps:
         A = lora_A.to(dy.dtype)
         keep = None
         if p > 0 and (need_dx or need_dA):  # one mask for both; x is not saved when dA is not needed
-            keep = TorchOps.keep_mask(dy.shape[0], lora_A.shape[1], p, seed, dy.device, dy.dtype)
+            keep = TorchOps.keep_mask(dy.shape[0], lora_A.shape[1], p, seed, dy.device, torch.uint8)
         if need_dx or need_dA:
             g = dy @ lora_B.to(dy.dtype)
         if need_dx:
