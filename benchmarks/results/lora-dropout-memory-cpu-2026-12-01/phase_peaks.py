@@ -3,20 +3,14 @@ just before and after the trim that next_token_loss makes before the cross-entro
 import sys, os
 sys.path.insert(0, ".")
 import torch
-from benchmarks.shapes import QWEN25_05B, write_random_folder
 from benchmarks.timing import reset_peak_rss, peak_rss_gib
-from benchmarks.train_suite import physlora_step
-import train
+from benchmarks.train_suite import build_step
 folder = "/tmp/s13/qwen24"  # written by mem_ab.py
-batch = torch.randint(0, QWEN25_05B["vocab_size"], (4, 256), generator=torch.Generator().manual_seed(0))
-lora = dict(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=["q_proj", "v_proj"])
-step = physlora_step(folder, torch.float32, "cpu", batch, lora)
-step()
+step = build_step("physlora", folder, "fp32", "cpu", (4, 256))  # the bench's batch and LoRA, warmed up once
 def rss():
     with open("/proc/self/status") as f:
         return next(int(l.split()[1]) for l in f if l.startswith("VmRSS")) / 2**20
 # Split train_window's work: the loss (forward) and its backward, peaks measured separately.
-from data.batching import Batch
 orig_backward = torch.Tensor.backward
 def traced_backward(self, *a, **k):
     print("forward+loss peak %.3f GiB, rss now %.3f" % (peak_rss_gib(), rss()), flush=True)

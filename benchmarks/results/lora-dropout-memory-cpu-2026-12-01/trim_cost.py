@@ -3,19 +3,15 @@ model/transformer.py must call model.transformer.release_free_heap there (the ch
 import sys, time
 sys.path.insert(0, ".")
 import torch
-from benchmarks.shapes import QWEN25_05B
-from benchmarks.train_suite import physlora_step
+from benchmarks.train_suite import build_step
 import common.memory as M, model.transformer as T, model.loss as L
 folder = "/tmp/s13/qwen24"  # written by mem_ab.py
-batch = torch.randint(0, QWEN25_05B["vocab_size"], (4, 256), generator=torch.Generator().manual_seed(0))
-lora = dict(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=["q_proj", "v_proj"])
-step = physlora_step(folder, torch.float32, "cpu", batch, lora)
+step = build_step("physlora", folder, "fp32", "cpu", (4, 256))  # the bench's batch and LoRA, warmed up once
 spent = []
 orig = M.release_free_heap
 def timed():
     t = time.perf_counter(); orig(); spent.append(time.perf_counter() - t)
 T.release_free_heap = timed; L.release_free_heap = timed
-step()
 for _ in range(2):
     spent.clear(); t = time.perf_counter(); step(); total = time.perf_counter() - t
     print("step %.2f s, %d trims took %.3f s (max %.1f ms)" % (total, len(spent), sum(spent), max(spent) * 1e3))
