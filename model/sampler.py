@@ -43,6 +43,12 @@ def sample_next(logits: torch.Tensor, params: SamplingParams, generator: torch.G
     if params.temperature <= 0:
         # The first maximum, as argmax; torch's CPU argmax is 3-5× slower than max over a vocabulary row.
         return logits.max(dim=-1).indices
+    return torch.multinomial(sampling_probabilities(logits, params), 1, generator=generator).squeeze(-1)
+
+
+def sampling_probabilities(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
+    """(batch, vocab) logits -> the distribution sampling draws from: softmax(logits / T), with the
+    tokens outside the top_k best and outside the top_p nucleus at probability zero."""
     logits = logits.float() / params.temperature
     if 0 < params.top_k < logits.shape[-1]:
         kth_best = torch.topk(logits, params.top_k, dim=-1).values[:, -1:]
@@ -53,8 +59,7 @@ def sample_next(logits: torch.Tensor, params: SamplingParams, generator: torch.G
         # Drop a token when the mass before it already reaches top_p (the best token always stays).
         drop_sorted = probs.cumsum(dim=-1) - probs >= params.top_p
         logits = logits.masked_fill(drop_sorted.scatter(-1, order, drop_sorted), float("-inf"))
-    probs = logits.softmax(dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    return logits.softmax(dim=-1)
 
 
 @torch.inference_mode()

@@ -2,8 +2,9 @@
 generation against `transformers` on tiny random Qwen2 and Llama configs (fp32)."""
 import pytest
 import torch
+from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
-from model.sampler import SamplingParams, generate, sample_next
+from model.sampler import SamplingParams, generate, sample_next, sampling_probabilities
 from tiny_models import CONFIGS, TINY, make_pair
 
 
@@ -18,7 +19,7 @@ def test_logits_match_transformers(name):
 
 
 @pytest.mark.parametrize("name", CONFIGS)
-def test_logits_match_transformers_at_long_positions_where_llama3_scaling_acts(name):
+def test_logits_match_transformers_over_300_positions(name):
     hf_model, ours = make_pair(name, seed=1)
     ids = torch.randint(0, TINY["vocab_size"], (1, 300))
     with torch.no_grad():
@@ -89,3 +90,34 @@ def test_greedy_choice_breaks_ties_at_the_first_maximum_as_argmax_does(dtype):
     logits[2, 500:] = 3.0
     chosen = sample_next(logits, SamplingParams(), torch.Generator())
     assert chosen.tolist() == [7, 0, 500]
+
+
+def transformers_sampling_probabilities(logits, temperature, top_k, top_p):
+    """What transformers' generate samples from: its warpers in its order (temperature, top-k, top-p)."""
+    warpers = [TemperatureLogitsWarper(temperature)]
+    if top_k:
+        warpers.append(TopKLogitsWarper(top_k))
+    if top_p < 1.0:
+        warpers.append(TopPLogitsWarper(top_p))
+    scores = logits.clone()
+    for warp in warpers:
+        scores = warp(None, scores)
+    return scores.softmax(dim=-1)
+
+
+@pytest.mark.parametrize("temperature, top_k, top_p", [(1.0, 0, 1.0), (0.7, 13, 1.0), (1.3, 0, 0.9),
+                                                       (0.8, 40, 0.5), (2.0, 5, 0.99), (1.0, 0, 0.05)])
+def test_sampling_distribution_equals_transformers_warpers(temperature, top_k, top_p):
+    logits = torch.randn(7, 397) * 3  # fresh values: no ties at the top-k / top-p boundaries
+    got = sampling_probabilities(logits, SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p))
+    expected = transformers_sampling_probabilities(logits, temperature, top_k, top_p)
+    assert torch.equal(got > 0, expected > 0)  # the same tokens survive the filters
+    assert (got - expected).abs().max().item() <= 1e-6
+
+
+def test_sampled_tokens_come_from_the_filtered_distribution_only():
+    logits = torch.randn(1, 101).expand(4000, -1)
+    params = SamplingParams(temperature=1.0, top_k=10, top_p=0.6)
+    allowed = sampling_probabilities(logits[:1], params)[0] > 0
+    drawn = sample_next(logits, params, torch.Generator().manual_seed(0))
+    assert allowed[drawn].all() and len(drawn.unique()) > 1

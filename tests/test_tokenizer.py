@@ -177,10 +177,12 @@ def test_llama3_gguf_without_add_bos_flag_prepends_bos_like_llama_cpp(tmp_path):
     assert ours.add_bos and ours.encode("hi", add_special_tokens=True) == [ours.bos_id] + ours.encode("hi")
 
 
-def test_qwen2_gguf_normalises_unicode_to_nfc_like_qwen2s_tokenizer(tmp_path):
+def test_qwen2_gguf_encodes_decomposed_and_composed_unicode_alike(tmp_path):
+    # Qwen2's tokenizer.json normalises to NFC first, and so do we for a qwen2 GGUF; transformers' GGUF
+    # loader leaves that normaliser out, so it can't be the oracle here (it encodes "e" + U+0301 as 2 tokens).
     path = write_gguf(tmp_path / "tok.gguf", "qwen2", CHATML_SPECIALS, None, "<|im_end|>")
     ours = Tokenizer.from_gguf_metadata(read_gguf(path).metadata, source=path)
-    assert ours.encode("cafe\u0301") == ours.encode("caf\u00e9")
+    assert ours.encode("cafe\u0301") == ours.encode("caf\u00e9") != ours.encode("cafe")
 
 
 # ---- save() round trip ----------------------------------------------------------------------------

@@ -23,6 +23,8 @@ CONFIGS = {
                           original_max_position_embeddings=64)),
     "llama-head-dim-32": lambda: transformers.LlamaConfig(**{**TINY, "num_hidden_layers": 2}, num_key_value_heads=2,
                                                           head_dim=32, tie_word_embeddings=False),
+    "llama-biases": lambda: transformers.LlamaConfig(**{**TINY, "num_hidden_layers": 2}, num_key_value_heads=2,
+                                                     attention_bias=True, mlp_bias=True),
 }
 
 
