@@ -125,8 +125,8 @@ def test_gguf_chat_template_renders_like_transformers(smollm2, hf_smollm2):
 USER_DEFINED = "<think>"  # an added token that is not special: decode keeps it
 
 
-def write_gguf(path, pre, specials, bos, eos, add_bos=None) -> str:
-    """A GGUF holding only a byte-level BPE tokenizer, its vocabulary trained on CORPUS with `pre`'s splitting."""
+def bpe_vocabulary(pre, specials) -> tuple:
+    """(tokens in id order, merges) of a byte-level BPE trained on CORPUS with `pre`'s splitting."""
     backend = BackendTokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(GGUF_PRE_TOKENIZER_SPLITS[pre]), behavior="isolated"),
@@ -135,22 +135,37 @@ def write_gguf(path, pre, specials, bos, eos, add_bos=None) -> str:
         vocab_size=700, special_tokens=specials + [USER_DEFINED], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False))
     model = json.loads(backend.to_str())["model"]
-    tokens = sorted(model["vocab"], key=model["vocab"].get)
-    writer = gguf.GGUFWriter(str(path), "llama")
+    return sorted(model["vocab"], key=model["vocab"].get), [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+
+
+def add_tokenizer(writer, pre, specials, bos, eos, add_bos=None) -> int:
+    """Write the tokenizer metadata of `bpe_vocabulary(pre, specials)`; returns the vocabulary size."""
+    tokens, merges = bpe_vocabulary(pre, specials)
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre(pre)
     writer.add_token_list(tokens)
     writer.add_token_types([3 if t in specials else 4 if t == USER_DEFINED else 1 for t in tokens])
-    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in model["merges"]])
+    writer.add_token_merges(merges)
     if bos is not None:
         writer.add_bos_token_id(tokens.index(bos))
     writer.add_eos_token_id(tokens.index(eos))
     if add_bos is not None:
         writer.add_add_bos_token(add_bos)
+    return len(tokens)
+
+
+def close_gguf(writer) -> None:
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
+
+
+def write_gguf(path, pre, specials, bos, eos, add_bos=None) -> str:
+    """A GGUF holding only a byte-level BPE tokenizer (`bpe_vocabulary`)."""
+    writer = gguf.GGUFWriter(str(path), "llama")
+    add_tokenizer(writer, pre, specials, bos, eos, add_bos)
+    close_gguf(writer)
     return str(path)
 
 
