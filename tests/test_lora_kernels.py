@@ -2,15 +2,12 @@
 
 Without CUDA the kernels run in Triton's interpreter, which TRITON_INTERPRET=1 selects only
 if it is set before triton is first imported (triton's own tl.rand is decorated at import;
-peft and parts of torch import triton) and stays set. So on a CPU-only machine this file runs
-in place only under `TRITON_INTERPRET=1 pytest ...`; otherwise its one test that runs is
-`test_this_file_passes_in_a_fresh_interpreter_process`, which does exactly that in a child
-process, leaving this process's environment alone. The interpreter's tl.dot is wrong on bf16
-operands, so bf16 and the real-size shapes run on a GPU only.
+peft and parts of torch import triton) and stays set: tests/conftest.py sets it when there is
+no CUDA, so this file runs in place on every machine (it is skipped only where TRITON_INTERPRET
+was set to something else by hand). The interpreter's tl.dot is wrong on bf16 operands, so bf16
+and the real-size shapes run on a GPU only.
 """
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -23,6 +20,7 @@ from lora.layer import LoRALinear, TorchOps  # noqa: E402
 ON_GPU = torch.cuda.is_available()
 RUNS_HERE = ON_GPU or os.environ.get("TRITON_INTERPRET") == "1"
 DEVICE = "cuda" if ON_GPU else "cpu"
+pytestmark = pytest.mark.skipif(not RUNS_HERE, reason="no CUDA, and TRITON_INTERPRET is set to something other than 1")
 needs_gpu = pytest.mark.skipif(not ON_GPU, reason="needs CUDA")
 TOLERANCE = {torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 2e-2}
 DTYPES = [pytest.param(torch.float32, id="fp32"), pytest.param(torch.float16, id="fp16"),
@@ -40,20 +38,6 @@ GPU_CASES = [pytest.param(*case, marks=needs_gpu) for case in
               (4096, 2048, 512, 8, True, 0.0), (4096, 896, 128, 128, True, 0.0)]]
 CASES = SMALL_CASES + GPU_CASES
 SCALING, SEED = 2.0, 1234
-
-
-def test_this_file_passes_in_a_fresh_interpreter_process():
-    if RUNS_HERE:
-        pytest.skip("this process runs the kernels itself")
-    child = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__],
-                           env={**os.environ, "TRITON_INTERPRET": "1"}, capture_output=True, text=True)
-    assert child.returncode == 0, child.stdout[-4000:] + child.stderr[-2000:]
-
-
-@pytest.fixture(autouse=True)
-def runs_here(request):
-    if not RUNS_HERE and request.function is not test_this_file_passes_in_a_fresh_interpreter_process:
-        pytest.skip("run by test_this_file_passes_in_a_fresh_interpreter_process")
 
 
 @pytest.fixture(autouse=True)

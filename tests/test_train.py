@@ -54,9 +54,19 @@ def run(tiny, data, out, *flags):
 
 
 def metrics(run_dir, key="loss") -> dict:
-    """{step: value} of one metric in RUN/metrics.jsonl."""
+    """{step: value} of one metric in RUN/metrics.jsonl (each step must hold it once)."""
+    steps = [(m["step"], m[key]) for m in records(run_dir) if key in m]
+    assert len(steps) == len(dict(steps)), f"a step logs {key} twice: {steps}"
+    return dict(steps)
+
+
+MEASURED = ("tokens_per_s", "peak_memory_mib")  # depend on the machine and the moment, not on the run
+
+
+def records(run_dir) -> list:
+    """Every record of RUN/metrics.jsonl in order, less the MEASURED fields: what two equal runs share."""
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        return {m["step"]: m[key] for m in map(json.loads, f) if key in m}
+        return [{k: v for k, v in m.items() if k not in MEASURED} for m in map(json.loads, f)]
 
 
 def test_overfits_eight_examples_below_0_05(tiny, data, tmp_path):
@@ -124,10 +134,36 @@ def test_three_steps_then_resume_equals_six_steps(tiny, tmp_path):
     straight = run(tiny, data, tmp_path / "straight", *flags, "--max-steps", 6)
     stopped = run(tiny, data, tmp_path / "stopped", *flags, "--max-steps", 3)
     train.main(["--resume", stopped, "--max-steps", "6"])
-    assert metrics(stopped) == metrics(straight) and len(metrics(straight)) == 6
-    resumed_val = metrics(stopped, "val_loss")
-    assert resumed_val.pop(3) and resumed_val == metrics(straight, "val_loss")  # step 3: where the first part ended
+    assert len(metrics(straight)) == 6
+    # the same records, and one more: the val loss of step 3, where the first part ended
+    assert [m for m in records(stopped) if not ("val_loss" in m and m["step"] == 3)] == records(straight)
+    assert len(records(stopped)) == len(records(straight)) + 1
     a, b = (load_file(os.path.join(run_dir, "adapter_model.safetensors")) for run_dir in (straight, stopped))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_ctrl_c_names_the_checkpoint_and_resuming_from_it_equals_the_uninterrupted_run(tiny, data, tmp_path,
+                                                                                       monkeypatch):
+    flags = ("--batch-size", 1, "--grad-accum", 2, "--dropout", 0.1, "--lr", 1e-2, "--max-steps", 5,
+             "--eval-every", 2)
+    straight = run(tiny, data, tmp_path / "straight", *flags)
+    learning_rate = train.learning_rate
+
+    def interrupted_at_step_4(step, *rest):
+        if step == 4:
+            raise KeyboardInterrupt
+        return learning_rate(step, *rest)
+
+    monkeypatch.setattr(train, "learning_rate", interrupted_at_step_4)
+    with pytest.raises(PhysloraError, match=r"interrupted at step 4; continue from \S*checkpoints.step-2 with: "
+                                            r"python train.py --resume \S*interrupted$"):
+        run(tiny, data, tmp_path / "interrupted", *flags)
+    monkeypatch.undo()
+    assert metrics(tmp_path / "interrupted").keys() == {1, 2, 3}  # step 3 was logged after the checkpoint
+    train.main(["--resume", str(tmp_path / "interrupted"), "--max-steps", "5"])
+    assert records(tmp_path / "interrupted") == records(straight)  # step 3 once, as run again after the resume
+    a, b = (load_file(os.path.join(run_dir, "adapter_model.safetensors"))
+            for run_dir in (straight, tmp_path / "interrupted"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 

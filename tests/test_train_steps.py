@@ -67,10 +67,18 @@ def test_gradient_checkpointing_gives_the_same_gradients_even_with_lora_dropout(
     for _, layer in lora_layers(model):
         layer.dropout = 0.3
     batch = collate(examples, [[0], [1], [2], [3]], pad_id=0)
-    gradients = {}
+    blocks, calls = model.model.layers, []
+    for block in blocks:
+        # a pre-hook: the recomputation stops once it has what backward needs, before a forward hook would run
+        block.register_forward_pre_hook(lambda block, args: calls.append(block))
+    gradients, forwards_per_block = {}, {}
     for checkpointing in (False, True):
         model.checkpoint_layers = checkpointing
+        calls.clear()
         torch.manual_seed(0)  # the same dropout masks
         train.train_window(model.train(), [batch])
         gradients[checkpointing] = lora_gradients(model)
+        forwards_per_block[checkpointing] = [sum(call is block for call in calls) for block in blocks]
+    # Checkpointing did run: each block is recomputed once in the backward pass
+    assert forwards_per_block == {False: [1] * len(blocks), True: [2] * len(blocks)}
     assert max_difference(gradients[False], gradients[True]) <= 1e-6
