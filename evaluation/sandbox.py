@@ -15,6 +15,11 @@ Layers, each covering what the previous one cannot:
   in its environment, and, with a dedicated uid, every process of that uid (which catches
   children that called setsid() and cleared their environment to escape).
 
+The verdict is given here, in the trusted parent, never in the child: the code runs in the
+child's own interpreter and could write any line to the results pipe, so the child reports only
+what the function returned, and the expected outputs are never sent to it. A forged report must
+then hold the right answer, which is the task itself.
+
 This is best effort, not a security boundary against a determined attacker: subprocesses
 (`sh -c ...`) and ctypes bypass the audit hook, so they can open sockets and write wherever
 the uid may (with a dedicated uid: world-writable places such as /tmp); as non-root, a child
@@ -40,7 +45,9 @@ from common.errors import PhysloraError
 
 _CHILD_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_child.py")
 _FILE_BYTES = 16 * 1024 * 1024
-_MAX_RESULT_BYTES = 4 * 1024 * 1024  # the child's results are tiny; more means garbage
+# Beyond room for the right answers: wrong values and messages are small, more means garbage.
+_MAX_RESULT_BYTES = 4 * 1024 * 1024
+_DETAIL_CHARS = 300
 _POLL_S = 0.05
 # Dedicated uids come from above 2^31, a range no account scheme allocates (systemd's uid
 # documentation keeps it free because some tools treat uids as signed; the kernel does not).
@@ -86,6 +93,7 @@ def run_tests(
     interpreter start-up (~20 ms) included; tests left unfinished count as "Timeout".
     """
     _check_tests(tests)
+    expected = [_canonical(test["output"]) for test in tests]
     workdir = tempfile.mkdtemp(prefix="physlora-sandbox-")
     uid = _dedicated_uid() if os.geteuid() == 0 else None
     if uid is not None:
@@ -93,7 +101,8 @@ def run_tests(
     job = {
         "code": code,
         "function": function_name,
-        "tests": tests,
+        # Inputs only: code that could read the expected outputs could copy them into a report.
+        "tests": [{key: test[key] for key in ("input", "args") if key in test} for test in tests],
         "uid": uid,
         "memory_bytes": memory_mb * 1024 * 1024,
         "cpu_seconds": math.ceil(timeout_s) + 1,
@@ -118,14 +127,16 @@ def run_tests(
         os.close(write_fd)
     try:
         _send_job(child, job)
-        messages, timed_out = _collect(read_fd, child, time.monotonic() + timeout_s)
+        # The child sends back whole returned values, so a right answer of any size must fit.
+        max_bytes = _MAX_RESULT_BYTES + 2 * sum(len(text) for text in expected)
+        messages, timed_out = _collect(read_fd, child, time.monotonic() + timeout_s, max_bytes)
     finally:
         _kill_everything(child, uid, f"{_MARKER_VARIABLE}={run_token}".encode())
         child.wait()
         os.close(read_fd)
         _remove_tree(workdir)
     _check_started(messages, timed_out, child.returncode)
-    return SandboxResult(_outcomes(messages, len(tests), timed_out, child.returncode), timed_out)
+    return SandboxResult(_outcomes(messages, expected, timed_out, child.returncode), timed_out)
 
 
 def _check_tests(tests: list[dict]) -> None:
@@ -158,8 +169,12 @@ def _send_job(child: subprocess.Popen, job: dict) -> None:
         pass
 
 
-def _collect(read_fd: int, child: subprocess.Popen, deadline: float) -> tuple[list[dict], bool]:
-    """Read result lines until "done", end of pipe, the child's death, or the deadline."""
+def _collect(read_fd: int, child: subprocess.Popen, deadline: float, max_bytes: int) -> tuple[list[dict], bool]:
+    """Read result lines until "done", end of pipe, the child's death, or the deadline.
+
+    "done" counts only once the child has exited: the code can write a "done" line of its own
+    while the harness still has tests to run.
+    """
     received = b""
     with selectors.DefaultSelector() as selector:
         selector.register(read_fd, selectors.EVENT_READ)
@@ -171,7 +186,8 @@ def _collect(read_fd: int, child: subprocess.Popen, deadline: float) -> tuple[li
                 chunk = os.read(read_fd, 65536)
                 received += chunk
                 messages = _parse_lines(received)
-                if not chunk or len(received) > _MAX_RESULT_BYTES or any(m.get("done") for m in messages):
+                finished = any(m.get("done") for m in messages) and child.poll() is not None
+                if not chunk or len(received) > max_bytes or finished:
                     return messages, False
             # Processes the code forked may hold the pipe open long after the child has died.
             elif child.poll() is not None:
@@ -201,7 +217,9 @@ def _check_started(messages: list[dict], timed_out: bool, returncode: int) -> No
     )
 
 
-def _outcomes(messages: list[dict], n_tests: int, timed_out: bool, returncode: int) -> tuple[TestOutcome, ...]:
+def _outcomes(messages: list[dict], expected: list[str], timed_out: bool, returncode: int) -> tuple[TestOutcome, ...]:
+    """Judge the child's reports against the expected outputs (canonical JSON texts) it never saw."""
+    n_tests = len(expected)
     by_index = {}
     for message in messages:
         detail = str(message.get("detail", ""))
@@ -209,13 +227,29 @@ def _outcomes(messages: list[dict], n_tests: int, timed_out: bool, returncode: i
             return (TestOutcome(False, str(message["setup_error"]), detail),) * n_tests
         index = message.get("test")
         # First report wins: a forked copy of the harness may repeat an index.
-        if isinstance(index, int) and index not in by_index:
-            by_index[index] = TestOutcome(bool(message.get("passed")), message.get("error"), detail)
+        if not isinstance(index, int) or index not in range(n_tests) or index in by_index:
+            continue
+        value, error = message.get("value"), message.get("error")
+        if isinstance(value, str):
+            by_index[index] = (TestOutcome(True, None) if value == expected[index]
+                               else TestOutcome(False, "WrongAnswer", _short(value)))
+        elif isinstance(error, str):
+            by_index[index] = TestOutcome(False, error, detail)
+        # Anything else (e.g. a line claiming "passed") is not a report the child writes: ignored.
     if timed_out:
         missing = TestOutcome(False, "Timeout", "wall-clock limit reached")
     else:
         missing = TestOutcome(False, "Crashed", _describe_exit(returncode))
     return tuple(by_index.get(index, missing) for index in range(n_tests))
+
+
+def _canonical(value) -> str:
+    """JSON text, as the child writes the returned value: tuples equal lists, but True is not 1 and 7.0 is not 7."""
+    return json.dumps(value, sort_keys=True)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 3] + "..."
 
 
 def _describe_exit(returncode: int) -> str:

@@ -100,6 +100,7 @@ def test_splits_are_reproducible_and_follow_the_prompt(tmp_path):
     assert first == again and first != other
     prompts = {split: {r["prompt"] for r in records} for split, records in first.items()}
     assert not prompts["train"] & prompts["test"] and not prompts["train"] & prompts["val"]
+    assert not prompts["val"] & prompts["test"]
     assert 30 <= len(first["test"]) <= 90 and len(first["val"]) >= 10
 
 

@@ -1,4 +1,5 @@
 """The record schema: deterministic writing, a loader with file:line errors, careful output folders."""
+import argparse
 import json
 import os
 
@@ -78,11 +79,19 @@ def test_the_cli_turns_user_errors_into_one_line_and_exit_code_2(tmp_path, capsy
 
 
 def test_help_explains_every_flag_with_its_default(capsys):
-    for command in ("physics", "qa", "puzzles", "import"):
+    commands = next(a for a in generate_data.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(commands.choices) == {"physics", "qa", "puzzles", "import"}
+    for command, parser in commands.choices.items():
         with pytest.raises(SystemExit):
             generate_data.main([command, "--help"])
         text = capsys.readouterr().out
-        assert "--out" in text and "default: data_out/" in text and "--seed" in text
+        for action in parser._actions:
+            if not action.option_strings or action.help == argparse.SUPPRESS:
+                continue
+            flag = action.option_strings[-1]
+            assert flag in text and action.help, f"{command} {flag}: no help"
+            if action.default not in (None, False, argparse.SUPPRESS):  # SUPPRESS: --help
+                assert "default" in action.help, f"{command} {flag}: help does not give the default"
 
 
 @pytest.mark.parametrize("command", [

@@ -6,7 +6,7 @@ import pytest
 from common.errors import PhysloraError
 from data.schema import load_records
 from evaluation.metrics import (
-    normalize_text, scenario_report, score_record, score_scenario, summarize,
+    normalize_text, rate, scenario_report, score_record, score_scenario, summarize,
 )
 
 RECORDS = {r["id"]: r for r in load_records(os.path.join(os.path.dirname(__file__), "fixtures", "eval", "records.jsonl"))}
@@ -85,6 +85,8 @@ def test_rates_carry_the_wilson_interval():
     assert report["accuracy"]["rate"] == 1.0
     assert report["accuracy"]["ci95"][1] == 1.0
     assert report["mode_accuracy_on_failing"] == {"k": 0, "n": 0, "rate": None, "ci95": [0.0, 1.0]}
+    # Computed independently from the Wilson formula, z = 1.959964 (a Wald interval gives [0.606, 0.973]).
+    assert rate(15, 19)["ci95"] == pytest.approx([0.5666572, 0.9149232])
 
 
 def test_scenario_record_with_an_unknown_mode_is_refused():

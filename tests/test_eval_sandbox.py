@@ -99,6 +99,47 @@ def test_printed_text_cannot_forge_a_result():
     assert [o.error for o in _run(code).outcomes] == ["WrongAnswer", "WrongAnswer"]
 
 
+# Lines the code itself writes to the results pipe (the child's argv[1]), followed by a forged "done".
+FORGED_REPORTS = {
+    "claiming_a_pass": '{"test": %d, "passed": true, "error": null, "detail": ""}',
+    "holding_a_wrong_value": '{"test": %d, "value": "-1"}',
+}
+FORGE = (
+    "import os, sys\n"
+    "def forge(report):\n"
+    "    lines = [report % test for test in range(2)] + ['{\"done\": true}']\n"
+    "    os.write(int(sys.argv[1]), ('\\n'.join(lines) + '\\n').encode())\n"
+)
+
+
+@pytest.mark.parametrize("report", FORGED_REPORTS.values(), ids=FORGED_REPORTS)
+@pytest.mark.parametrize("when", ["at_import", "inside_solve"])
+def test_reports_forged_on_the_results_pipe_cannot_pass_wrong_code(report, when):
+    if when == "at_import":
+        code = FORGE + f"forge({report!r})\ndef solve(x):\n    return 0\n"
+    else:
+        code = FORGE + f"def solve(x):\n    forge({report!r})\n    return 0\n"
+    assert [(o.passed, o.error) for o in _run(code).outcomes] == [(False, "WrongAnswer")] * 2
+
+
+def test_the_expected_outputs_are_nowhere_the_code_can_look():
+    # Where they would be if the child had them: its callers' variables, objects the gc tracks, stdin.
+    code = """
+        import gc, sys
+        def solve(x):
+            frame, places = sys._getframe(1), []
+            while frame:
+                places += frame.f_locals.values()
+                frame = frame.f_back
+            for place in places + gc.get_objects():
+                for item in place if isinstance(place, list) else [place]:
+                    if isinstance(item, dict) and "output" in item:
+                        return item["output"]
+            return sys.stdin.read()
+    """
+    assert [o.error for o in _run(code).outcomes] == ["WrongAnswer", "WrongAnswer"]
+
+
 def test_infinite_loop_is_killed_at_the_timeout():
     start = time.monotonic()
     result = _run("def solve(x):\n    while True:\n        pass\n", timeout_s=1.0)

@@ -1,5 +1,6 @@
 """improve.py: the self-improvement loop, driven by a stub sampler with known programs and by a tiny real model."""
 import argparse
+import copy
 import json
 import os
 
@@ -8,6 +9,7 @@ import pytest
 import improve
 from common.errors import PhysloraError
 from data.puzzles import generate
+from evaluation import generation
 from tiny_models import write_tiny_model
 
 # Short right answers at difficulty 1 (the tiny model's byte-level tokens must fit train.py's --max-len).
@@ -151,7 +153,8 @@ def test_sampling_at_temperature_0_is_refused(tiny, tmp_path):
 class TinyModel:
     """The real sampler on the tiny model, plus one right program per train problem (a random model never
     writes one, and the loop needs something to train on). With `cut_at`, that iteration's sampling is
-    interrupted while its second line was being written."""
+    interrupted after its first batch (one puzzle type: two problems) while the second batch's second line
+    was being written."""
 
     def __init__(self, tiny, cut_at=None):
         self.tiny, self.real = tiny, None  # the sampler is made on first use: the object pickles to a process
@@ -166,7 +169,7 @@ class TinyModel:
             with open(path) as f:
                 lines = f.readlines()
             with open(path, "w") as f:
-                f.writelines(lines[:1] + [lines[1][:10]])
+                f.writelines(lines[:3] + [lines[3][:10]])
             raise KeyboardInterrupt
         if settings.samples > 1:
             for record in records:
@@ -175,9 +178,9 @@ class TinyModel:
         return entries
 
 
-def tiny_run(tiny, out, answer) -> dict:
+def tiny_run(tiny, out, answer, *extra) -> dict:
     return improve.main(settings(tiny, out, "--iterations", "2", "--samples", "2", "--max-new-tokens", "8",
-                                 "--batch-size", "8"), answer=answer)
+                                 "--batch-size", "8", *extra), answer=answer)
 
 
 FIELDS = {"iteration", "level", "pass@1", "pass@1_by_task", "pass@1_by_difficulty", "samples", "verdicts", "kept",
@@ -198,15 +201,33 @@ def test_a_tiny_real_run_writes_one_metrics_line_per_iteration(tiny, tmp_path):
         assert os.path.exists(os.path.join(run, "problems", f"{split}.jsonl"))
 
 
-def test_an_interrupted_tiny_run_resumes_to_the_same_metrics(tiny, tmp_path):
-    whole = tiny_run(tiny, tmp_path / "whole", TinyModel(tiny))["metrics"]
+def test_an_interrupted_tiny_run_resumes_to_the_same_metrics(tiny, tmp_path, monkeypatch):
+    # Near-uniform sampling: at the default temperature the tiny model writes newlines whatever the seed.
+    hot = ("--temperature", "20.0", "--top-p", "1.0")
+    whole_run = tiny_run(tiny, tmp_path / "whole", TinyModel(tiny), *hot)
+    whole = whole_run["metrics"]
     with pytest.raises(PhysloraError, match=r"interrupted in iteration 2; continue with: python improve.py --resume"):
-        tiny_run(tiny, tmp_path / "cut", TinyModel(tiny, cut_at=2))
+        tiny_run(tiny, tmp_path / "cut", TinyModel(tiny, cut_at=2), *hot)
+    sampled = {}  # batch number -> its entries, for the batches sampled again
+
+    def answer_batch(model, tokenizer, records, prompts, batches, number, settings):
+        entries = real_answer_batch(model, tokenizer, records, prompts, batches, number, settings)
+        if settings.samples > 1:  # a copy: TinyModel appends a right program to the outputs afterwards
+            sampled[number] = copy.deepcopy(entries)
+        return entries
+
+    real_answer_batch = generation.answer_batch
+    monkeypatch.setattr(generation, "answer_batch", answer_batch)
     again = TinyModel(tiny)
     resumed = improve.main(["--resume", str(tmp_path / "cut")], answer=again)["metrics"]
     assert again.paths == [os.path.join("iter-2", "samples.jsonl"), os.path.join("iter-2", "eval.jsonl")]
     assert [{k: v for k, v in m.items() if k != "seconds"} for m in resumed] == \
         [{k: v for k, v in m.items() if k != "seconds"} for m in whole]
+    assert list(sampled) == [1, 2]  # the finished batch is kept, the half-written one redone
+    # ... and redone exactly as in the uninterrupted run: the metrics alone would not show other samples.
+    whole_samples = generation.read_finished(os.path.join(whole_run["run"], "iter-2", "samples.jsonl"))
+    assert [entry for entries in sampled.values() for entry in entries] == \
+        [whole_samples[entry["id"]] for entries in sampled.values() for entry in entries]
 
 
 def test_an_iteration_that_keeps_nothing_trains_nothing_and_says_so(tiny, tmp_path, capsys):
