@@ -26,7 +26,7 @@ from common.cli import add_model_arguments, load_model_from_args, run_main
 from common.errors import PhysloraError
 from common.progress import Log, format_duration
 from common.runs import open_run_dir, resumed_settings
-from evaluation.generation import GenerationSettings, answer_records, read_finished
+from evaluation.generation import GenerationSettings, answer_records, resume_outputs
 from evaluation.harness import (fingerprint, group_metrics, judge_outputs, load_eval_records, paired_comparisons,
                                 score_system)
 from evaluation.loglik import choose_option
@@ -114,7 +114,7 @@ def systems_to_run(args) -> dict:
 def answer_with(args, name: str, model_name: str, adapter, records: list, out: str, log: Log) -> tuple:
     """(id -> outputs entry, seconds) of one system, generated (or read back when resuming) into outputs-<name>.jsonl."""
     path = os.path.join(out, f"outputs-{name}.jsonl")
-    finished = read_finished(path)
+    finished = resume_outputs(path)
     if len(finished) == len(records):
         log(f"{name}: all {len(records)} answers already in {path}")
         return finished, 0.0

@@ -84,6 +84,24 @@ def read_finished(path: str) -> dict:
     return finished
 
 
+def resume_outputs(path: str) -> dict:
+    """`read_finished`, after cutting a half-written last line off the file: the lines appended next must
+    start on a line of their own, or the first of them would be lost to the next read as well."""
+    if os.path.exists(path):
+        with open(path, "rb+") as f:
+            whole = 0
+            for line in f:
+                try:
+                    json.loads(line)
+                except ValueError:
+                    break
+                if not line.endswith(b"\n"):
+                    break
+                whole += len(line)
+            f.truncate(whole)
+    return read_finished(path)
+
+
 def answer_batch(model, tokenizer, records: list, prompts: list, batches: list, number: int,
                  settings: GenerationSettings) -> list:
     """The outputs entries of batch `number` (prompts[i]: record i's token ids); its seed depends on its number alone."""
@@ -109,7 +127,7 @@ def answer_records(model, tokenizer, records: list, settings: GenerationSettings
     gathers each round's answers, appends them and returns them all (the others return what they
     read). Each batch is generated as in a single process (same rows, same seed): same answers.
     """
-    finished = read_finished(path)
+    finished = resume_outputs(path)
     prompts = [prompt_ids(tokenizer, record) for record in records]
     batches = plan_batches(records, prompts, settings.batch_size)
     pending = [number for number, batch in enumerate(batches) if any(records[i]["id"] not in finished for i in batch)]

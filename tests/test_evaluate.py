@@ -8,7 +8,8 @@ import torch
 
 import evaluate
 from common.errors import PhysloraError
-from evaluation.harness import group_metrics, judge_score, score_system
+from evaluation import generation
+from evaluation.harness import group_metrics, judge_score, paired_comparisons, score_system
 from evaluation.loglik import option_logliks
 from lora.adapter import LoRASettings, inject, save_adapter
 from model.loading import load_model
@@ -85,6 +86,21 @@ def test_base_and_adapter_answer_the_same_examples_and_are_compared_pairwise(tin
     assert "Confusion matrix, lora, test_unseen" in report
 
 
+def test_paired_comparison_counts_what_each_system_alone_gets_right_with_the_exact_mcnemar_p():
+    # Base alone right on 1 example, the other system alone on 6; 3 both right, 2 both wrong.
+    pattern = [(True, True)] * 3 + [(True, False)] + [(False, True)] * 6 + [(False, False)] * 2
+
+    def scores(system):
+        return [{"id": f"q{i}", "split": "test", "task": "physics_numeric", "correct": pair[system]}
+                for i, pair in enumerate(pattern)]
+
+    accuracy = paired_comparisons(scores(0), scores(1))["test"]["physics_numeric"]["accuracy"]
+    assert (accuracy["both_correct"], accuracy["only_a_correct"], accuracy["only_b_correct"],
+            accuracy["both_wrong"]) == (3, 1, 6, 2)
+    # Two-sided exact test on the 7 discordant pairs: 2 · P(Bin(7, 1/2) <= 1) = 2 · (1 + 7) / 2⁷.
+    assert accuracy["p_value"] == pytest.approx(0.125)
+
+
 def test_outputs_cut_off_at_the_budget_are_counted(tiny, data, tmp_path):
     results = run(tiny, data, tmp_path / "out", "--split", "test_seen", "--max-new-tokens", "3")
     hit = [e["base"]["hit_limit"] for e in results["examples"]]
@@ -98,21 +114,37 @@ def test_limit_takes_a_seeded_sample_of_each_split_in_file_order(tiny, data, tmp
     assert ids == [e["id"] for e in again["examples"]]
     assert sum(i.startswith("test_seen") for i in ids) == 3 and sum(i.startswith("test_unseen") for i in ids) == 3
     assert ids == sorted(ids, key=lambda i: (i.split("-")[0], int(i.split("-")[1])))
+    assert not {"test_seen-0", "test_seen-1", "test_seen-2"} <= set(ids)  # a sample, not the first records
+    assert not {"test_unseen-0", "test_unseen-1", "test_unseen-2"} <= set(ids)
+    reseeded = run(tiny, data, tmp_path / "c", "--limit", "3", "--seed", "1")
+    assert [e["id"] for e in reseeded["examples"]] != ids
 
 
-def test_an_interrupted_evaluation_resumes_to_the_same_results(tiny, adapter, data, tmp_path):
+def test_an_interrupted_evaluation_resumes_to_the_same_results(tiny, adapter, data, tmp_path, monkeypatch):
     sampling = ("--adapter", adapter, "--num-samples", "2", "--temperature", "1.0")
-    whole = run(tiny, data, tmp_path / "whole", *sampling)
+    whole = run(tiny, data, tmp_path / "whole", *sampling)  # 16 records: 4 batches of 4
     out = tmp_path / "cut"
     shutil.copytree(tmp_path / "whole", out)
     os.remove(out / "results.json")
     lines = open(out / "outputs-lora.jsonl").readlines()
-    with open(out / "outputs-lora.jsonl", "w") as f:  # killed while writing the third line
-        f.writelines(lines[:2] + [lines[2][:15]])
+    with open(out / "outputs-lora.jsonl", "w") as f:  # batch 0 finished, killed while writing batch 1's 2nd line
+        f.writelines(lines[:5] + [lines[5][:15]])
+    generated = []
+
+    def answer_batch(model, tokenizer, records, prompts, batches, number, settings):
+        generated.append(number)
+        return real_answer_batch(model, tokenizer, records, prompts, batches, number, settings)
+
+    real_answer_batch = generation.answer_batch
+    monkeypatch.setattr(generation, "answer_batch", answer_batch)
     evaluate.main(["--resume", str(out)])
     resumed = json.load(open(out / "results.json"))
     assert resumed["metrics"] == whole["metrics"]
     assert [e["lora"]["outputs"] for e in resumed["examples"]] == [e["lora"]["outputs"] for e in whole["examples"]]
+    assert generated == [1, 2, 3]  # the finished batch is kept, the half-written one redone
+    # The half-written line was cut, not continued: every line reads, so a second resume would keep them all.
+    assert [json.loads(line)["id"] for line in open(out / "outputs-lora.jsonl")] == \
+        [json.loads(line)["id"] for line in lines[:5]] + [json.loads(line)["id"] for line in lines[4:]]
 
 
 def test_resume_refuses_changed_settings(tiny, data, tmp_path):
