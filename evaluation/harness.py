@@ -18,7 +18,7 @@ from common.errors import PhysloraError
 from data.schema import load_records, split_files
 from evaluation.generation import read_finished
 from evaluation.metrics import score_record, summarize
-from evaluation.stats import compare_paired, pass_at_k
+from evaluation.stats import compare_paired, mean_interval, pass_at_k
 
 JUDGE_SYSTEM = ("You grade answers. Compare the ANSWER with the REFERENCE for the QUESTION and rate its "
                 "correctness and helpfulness from 1 (wrong) to 10 (as good as the reference). "
@@ -130,11 +130,11 @@ def group_metrics(scores: list) -> dict:
             task_scores = [s for s in split_scores if s["task"] == task]
             entry["hit_limit"] = sum(s["hit_limit"] for s in task_scores)
             if "pass_at" in task_scores[0]:
-                entry["pass_at"] = {k: sum(s["pass_at"][k] for s in task_scores) / len(task_scores)
+                entry["pass_at"] = {k: mean_interval([s["pass_at"][k] for s in task_scores], 0, 1)
                                     for k in task_scores[0]["pass_at"]}
             judged = [s["judge_score"] for s in task_scores if s.get("judge_score") is not None]
             if "judge_score" in task_scores[0]:
-                entry["judge"] = {"mean": sum(judged) / len(judged) if judged else None, "n": len(judged)}
+                entry["judge"] = mean_interval(judged, 1, 10)
     return metrics
 
 

@@ -48,15 +48,20 @@ def metric_table(split: str, task: str, systems: list, metrics: dict, comparison
         if "tests_passed" in first:
             row("test cases passed", [_rate(metrics[s][split][task]["tests_passed"]) for s in systems])
         for k in first.get("pass_at", {}):
-            row(f"pass@{k}", [f"{metrics[s][split][task]['pass_at'][k]:.1%}" for s in systems])
+            row(f"pass@{k}", [_mean(metrics[s][split][task]["pass_at"][k], percent=True) for s in systems])
         if "judge" in first:
-            row("judge score (1-10)", [_judge(metrics[s][split][task]["judge"]) for s in systems])
+            row("judge score (1-10)", [_mean(metrics[s][split][task]["judge"]) for s in systems])
     row("outputs cut off at the token budget", [str(metrics[s][split][task]["hit_limit"]) for s in systems])
     return lines
 
 
-def _judge(entry: dict) -> str:
-    return f"{entry['mean']:.2f} (n={entry['n']})" if entry["mean"] is not None else "no scores"
+def _mean(entry: dict, percent: bool = False) -> str:
+    """A mean_interval entry: `41.2% [33.0, 49.8] (n=60)`, or `6.50 [5.1, 7.9] (n=12)`."""
+    if entry["mean"] is None:
+        return "no scores"
+    scale, digits = (100, 1) if percent else (1, 2)
+    low, high = (scale * bound for bound in entry["ci95"])
+    return f"{scale * entry['mean']:.{digits}f}{'%' if percent else ''} [{low:.1f}, {high:.1f}] (n={entry['n']})"
 
 
 def confusion_table(confusion: dict) -> list:

@@ -19,6 +19,10 @@ division is correctly rounded, so the result is exact to the last bit at any n.
 
 Unbiased pass@k (Chen et al. 2021, "Evaluating Large Language Models Trained on Code"):
 from n samples of which c pass, pass@k = 1 − C(n−c, k) / C(n, k).
+
+A mean of per-record scores (pass@k, a judge's 1-10) gets the normal-approximation interval
+mean ± z·s/√n, s the sample standard deviation, clipped to the scores' range: rough below a
+few dozen records, and a single point when every record scored the same.
 """
 import math
 from dataclasses import dataclass
@@ -103,6 +107,18 @@ def compare_paired(a_correct: Mapping[str, bool], b_correct: Mapping[str, bool])
         both_wrong=table[False, False],
         p_value=mcnemar_exact(table[True, False], table[False, True]),
     )
+
+
+def mean_interval(values: list, low: float, high: float, z: float = Z_95) -> dict:
+    """{"mean", "n", "ci95"} of scores bounded in [low, high]; mean and interval None without scores."""
+    n = len(values)
+    if n == 0:
+        return {"mean": None, "n": 0, "ci95": None}
+    mean = sum(values) / n
+    if n == 1:
+        return {"mean": mean, "n": 1, "ci95": [low, high]}  # one score says nothing of the spread
+    half = z * math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
+    return {"mean": mean, "n": n, "ci95": [max(low, mean - half), min(high, mean + half)]}
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

@@ -6,7 +6,7 @@ import pytest
 
 from common.errors import PhysloraError
 from evaluation.stats import (
-    Z_95, compare_paired, format_rate, mcnemar_exact, pass_at_k, wilson_interval,
+    Z_95, compare_paired, format_rate, mcnemar_exact, mean_interval, pass_at_k, wilson_interval,
 )
 
 
@@ -103,3 +103,14 @@ def test_pass_at_k_is_the_unbiased_estimator(n, c, k, expected):
 def test_pass_at_k_needs_at_least_k_samples():
     with pytest.raises(PhysloraError):
         pass_at_k(3, 1, 5)
+
+
+def test_mean_interval_is_the_normal_approximation_clipped_to_the_score_range():
+    # 0, 1, 1, 1: mean 0.75, s = 0.5, half width 1.96 · 0.5 / √4; the top is clipped from 1.24 to 1
+    assert mean_interval([0, 1, 1, 1], 0, 1) == {"mean": 0.75, "n": 4,
+                                                 "ci95": [pytest.approx(0.75 - Z_95 / 4), 1]}
+
+
+def test_mean_interval_of_one_score_is_the_whole_range_and_of_none_is_empty():
+    assert mean_interval([7], 1, 10) == {"mean": 7, "n": 1, "ci95": [1, 10]}
+    assert mean_interval([], 1, 10) == {"mean": None, "n": 0, "ci95": None}

@@ -11,6 +11,7 @@ from common.errors import PhysloraError
 from evaluation import generation
 from evaluation.harness import group_metrics, judge_score, paired_comparisons, score_system
 from evaluation.loglik import option_logliks
+from evaluation.stats import Z_95
 from lora.adapter import LoRASettings, inject, save_adapter
 from model.loading import load_model
 from data.batching import prompt_and_target_ids
@@ -231,7 +232,9 @@ def test_free_text_answers_are_judged_and_the_mean_reported(tiny, tmp_path):
     with FakeChatServer(lambda prompt: next(replies)) as judge:
         results = run(tiny, path, tmp_path / "out", "--judge-url", judge.url, "--judge-model", "j")
     assert [e["base"]["judge_score"] for e in results["examples"]] == [4.0, None, 8.0]
-    assert results["metrics"]["base"]["test"]["instruction"]["judge"] == {"mean": 6.0, "n": 2}
+    # scores 4 and 8: s = √8, half width 1.96 · √8 / √2
+    assert results["metrics"]["base"]["test"]["instruction"]["judge"] == {
+        "mean": 6.0, "n": 2, "ci95": [pytest.approx(6 - 2 * Z_95), pytest.approx(6 + 2 * Z_95)]}
     assert "ANSWER:" in judge.requests[0]["body"]["messages"][-1]["content"]
 
 
@@ -243,4 +246,5 @@ def test_pass_at_k_counts_verified_samples_per_record():
     scores = score_system([record], entries, code_timeout_s=5)
     assert scores[0]["correct"] is False  # the first sample is the one scored
     assert scores[0]["pass_at"] == {1: pytest.approx(0.4), 5: 1.0}
-    assert group_metrics(scores)["test"]["puzzle_arithmetic"]["pass_at"][1] == pytest.approx(0.4)
+    assert group_metrics(scores)["test"]["puzzle_arithmetic"]["pass_at"][1] == {"mean": pytest.approx(0.4), "n": 1,
+                                                                               "ci95": [0, 1]}
