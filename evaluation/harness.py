@@ -2,7 +2,8 @@
 
 Every system (the base model, the model with the adapter, a larger baseline) answers exactly
 the same records. Each record is scored on its first output (greedy by default); with several
-samples per record, pass@k = 1 − C(n−c, k)/C(n, k) is averaged over records. Metrics are
+samples per record, pass@k = 1 − C(n−c, k)/C(n, k) is averaged over records (with n and a 95%
+interval, as the judge's score; evaluation/stats.py). Metrics are
 grouped by split (test_seen, test_unseen, ...) and task, and every group compares the first
 system with each other one on the same examples with the exact McNemar test.
 """
