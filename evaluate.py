@@ -22,7 +22,7 @@ import random
 import time
 
 from common import distributed
-from common.cli import add_model_arguments, load_model_from_args, run_main
+from common.cli import add_model_arguments, check_sampling_flags, load_model_from_args, run_main
 from common.errors import PhysloraError
 from common.progress import Log, format_duration
 from common.runs import open_run_dir, resumed_settings
@@ -93,8 +93,9 @@ def parse_settings(argv) -> argparse.Namespace:
     for flag, value, low in (("--limit", args.limit, 1), ("--batch-size", args.batch_size, 1),
                              ("--max-new-tokens", args.max_new_tokens, 1), ("--num-samples", args.num_samples, 1),
                              ("--samples", args.samples, 0), ("--temperature", args.temperature, 0)):
-        if value is not None and value < low:
+        if value is not None and not value >= low:  # `not >=`: refuses nan too
             raise PhysloraError(f"{flag} {value}: must be at least {low}")
+    check_sampling_flags(args.top_p, args.code_timeout)
     if args.num_samples > 1 and args.temperature == 0:
         raise PhysloraError(f"--num-samples {args.num_samples} with --temperature 0: greedy samples are all the "
                             "same; set --temperature > 0")

@@ -38,7 +38,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.max_new_tokens < 1:
         parser.error("--max-new-tokens must be at least 1")
-    if args.temperature < 0 or not 0 < args.top_p <= 1 or args.top_k < 0:
+    if not args.temperature >= 0 or not 0 < args.top_p <= 1 or args.top_k < 0:  # `not >=`: refuses nan too
         parser.error("need --temperature >= 0, 0 < --top-p <= 1 and --top-k >= 0")
     return args
 
@@ -59,6 +59,13 @@ def main(argv=None):
     if chat and not tokenizer.has_chat_template:
         raise PhysloraError(f"{args.model}: has no chat template; use --raw")
     prompt_ids = [build_prompt_ids(tokenizer, text, chat, args.system) for text in prompts]
+    for number, ids in enumerate(prompt_ids, 1):
+        if not ids:
+            raise PhysloraError(f"prompt {number} is empty: a raw completion needs some text to continue")
+        if len(ids) + args.max_new_tokens > model.config.max_position_embeddings:
+            raise PhysloraError(f"prompt {number} ({len(ids)} tokens) + --max-new-tokens {args.max_new_tokens} "
+                                f"exceeds {args.model}'s context of {model.config.max_position_embeddings} tokens; "
+                                "lower --max-new-tokens")
     params = SamplingParams(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed)
 
     streamed = []

@@ -39,7 +39,7 @@ from collections import Counter, defaultdict
 import generate_data
 import train
 from common import distributed
-from common.cli import add_model_arguments, as_argv, load_model_from_args, run_main
+from common.cli import add_model_arguments, as_argv, check_sampling_flags, load_model_from_args, run_main
 from common.errors import PhysloraError
 from common.progress import Log, Progress, format_duration
 from common.runs import open_run_dir, read_timings, resumed_settings, run_stage
@@ -56,7 +56,7 @@ PER_INVOCATION = ("out", "resume")
 SPLITS = ("train", "val", "test")
 PASSED = "passed"
 AT_LEAST_ONE = ("train", "val", "test", "cases", "iterations", "samples", "keep_per_problem", "batch_size",
-                "max_new_tokens", "epochs", "min_steps", "train_batch_size")
+                "max_new_tokens", "epochs", "min_steps", "train_batch_size", "rank")
 JUMP, FLAT = 0.15, 0.05  # grokking: val pass@1 up by >= 15 points after two iterations moving it by < 5
 
 
@@ -123,6 +123,7 @@ def parse_settings(argv) -> argparse.Namespace:
             raise PhysloraError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be at least 1")
     if not args.temperature > 0:
         raise PhysloraError(f"--temperature {args.temperature}: must be > 0 (greedy samples are all the same)")
+    check_sampling_flags(args.top_p, args.code_timeout)
     if args.curriculum is not None and not 0 < args.curriculum <= 1:
         raise PhysloraError(f"--curriculum {args.curriculum}: a train pass@1 threshold in (0, 1]")
     return args

@@ -5,7 +5,7 @@ import sys
 import torch
 
 from common import distributed
-from common.errors import user_errors_are_one_line
+from common.errors import PhysloraError, user_errors_are_one_line
 from model.registry import ALIASES, DEFAULT_MODEL
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -38,11 +38,34 @@ def as_argv(*items) -> list:
     return [str(item) for item in items]
 
 
+def check_sampling_flags(top_p: float, code_timeout: float) -> None:
+    """evaluate.py's and improve.py's --top-p and --code-timeout."""
+    if not 0 < top_p <= 1:
+        raise PhysloraError(f"--top-p {top_p}: the nucleus is a probability mass in (0, 1]")
+    if not code_timeout > 0:
+        raise PhysloraError(f"--code-timeout {code_timeout}: must be > 0 seconds, or every program times out")
+
+
+def check_device(name: str) -> None:
+    """Refuse a --device torch can't parse or this machine doesn't have, before anything loads."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise PhysloraError(f"--device {name}: not a torch device; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise PhysloraError(f"--device {name}: no CUDA device is visible to torch here; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise PhysloraError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type not in ("cpu", "cuda") and not getattr(torch, device.type).is_available():
+        raise PhysloraError(f"--device {name}: {device.type} is not available here; use --device cpu")
+
+
 def load_model_from_args(args):
     """(model, tokenizer) for --model/--dtype/--device, with --adapter applied if given."""
     from lora.adapter import load_adapter
     from model.loading import load_model
 
+    check_device(args.device)
     model, tokenizer = load_model(args.model, DTYPES[args.dtype], args.device)
     if getattr(args, "adapter", None):
         load_adapter(model, args.adapter)

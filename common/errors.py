@@ -14,9 +14,16 @@ class PhysloraError(Exception):
 
 @contextmanager
 def user_errors_are_one_line():
-    """Wrap a CLI's main(): a PhysloraError becomes `error: <message>` and exit code 2."""
+    """Wrap a CLI's main(): a PhysloraError becomes `error: <message>` and exit code 2, and so does a
+    file-system error on a named path (an --out under a file, a folder without write permission, a full disk)."""
     try:
         yield
     except PhysloraError as err:
         print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as err:
+        if err.filename is None:  # not about a path the user gave: a real failure, keep its traceback
+            raise
+        print(f"error: {err.filename}: {err.strerror}; check the path, its parent folders and their permissions",
+              file=sys.stderr)
         sys.exit(2)

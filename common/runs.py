@@ -72,8 +72,12 @@ def resumed_settings(parser: argparse.ArgumentParser, args: argparse.Namespace, 
     path = os.path.join(args.resume, "config.json")
     if not os.path.isfile(path):
         raise PhysloraError(f"--resume {args.resume}: no config.json there; pass a folder written by {command}")
-    with open(path) as f:
-        saved = json.load(f)["settings"]
+    try:
+        with open(path) as f:
+            saved = json.load(f)["settings"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise PhysloraError(f"--resume {args.resume}: {path} is not a run's config.json ({type(err).__name__}: "
+                            f"{err}); was it edited by hand?") from None
     changed = [name for name, value in vars(args).items() if name not in per_invocation
                and value != parser.get_default(name) and value != saved.get(name)]
     if changed:

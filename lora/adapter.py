@@ -87,6 +87,8 @@ def read_adapter_settings(folder: str) -> LoRASettings:
             config = json.load(f)
     except json.JSONDecodeError as err:
         raise PhysloraError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(config, dict):
+        raise PhysloraError(f"{path}: holds a JSON {type(config).__name__}, not an adapter config object")
     if config.get("peft_type") != "LORA":
         raise PhysloraError(f"{path}: peft_type {config.get('peft_type')!r} is not LORA")
     for key, harmless in (("use_dora", False), ("bias", "none"), ("modules_to_save", None),
@@ -97,9 +99,14 @@ def read_adapter_settings(folder: str) -> LoRASettings:
     targets = config.get("target_modules")
     if isinstance(targets, str):
         targets = [t for t in TARGETS if t in targets]  # PEFT also allows a regex naming the modules
-    return LoRASettings(rank=int(config["r"]), alpha=float(config["lora_alpha"]),
-                        dropout=float(config.get("lora_dropout", 0.0)), targets=tuple(targets or ()),
-                        rslora=bool(config.get("use_rslora", False)))
+    try:
+        return LoRASettings(rank=int(config["r"]), alpha=float(config["lora_alpha"]),
+                            dropout=float(config.get("lora_dropout", 0.0)), targets=tuple(targets or ()),
+                            rslora=bool(config.get("use_rslora", False)))
+    except KeyError as err:
+        raise PhysloraError(f"{path}: no {err.args[0]!r}; an adapter config needs r and lora_alpha") from None
+    except (TypeError, ValueError) as err:
+        raise PhysloraError(f"{path}: r, lora_alpha and lora_dropout must be numbers ({err})") from None
 
 
 def load_adapter(model: nn.Module, folder: str) -> LoRASettings:

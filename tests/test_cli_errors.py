@@ -1,0 +1,82 @@
+"""Bad command-line input stops with one line naming the flag, file or path and what to do, before any work."""
+import json
+import os
+
+import pytest
+import torch
+
+import evaluate
+import generate
+from common.cli import check_device
+from common.errors import PhysloraError, user_errors_are_one_line
+from common.runs import resumed_settings
+from lora.adapter import read_adapter_settings
+from tiny_models import write_tiny_model
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return write_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_a_cuda_device_without_cuda_is_refused():
+    with pytest.raises(PhysloraError, match="--device cuda: no CUDA device is visible to torch here; use --device cpu"):
+        check_device("cuda")
+
+
+def test_a_device_torch_does_not_know_is_refused():
+    with pytest.raises(PhysloraError, match="--device tpu9: not a torch device"):
+        check_device("tpu9")
+
+
+def test_a_nan_temperature_is_refused(capsys):
+    with pytest.raises(SystemExit) as stop:
+        generate.parse_args(["--temperature", "nan", "hi"])
+    assert stop.value.code == 2 and "need --temperature >= 0" in capsys.readouterr().err
+
+
+def test_an_empty_raw_prompt_is_refused(tiny):
+    with pytest.raises(PhysloraError, match="prompt 2 is empty"):
+        generate.main(["--model", tiny, "--raw", "hi", ""])
+
+
+def test_a_budget_beyond_the_context_is_refused_before_allocating_the_cache(tiny):
+    with pytest.raises(PhysloraError, match=r"--max-new-tokens 100000000 exceeds .* context of 1024 tokens"):
+        generate.main(["--model", tiny, "--raw", "--max-new-tokens", "100000000", "hi"])
+
+
+@pytest.mark.parametrize("flags, message", [(["--top-p", "0"], "--top-p 0.0: the nucleus"),
+                                            (["--top-p", "2"], "--top-p 2.0: the nucleus"),
+                                            (["--code-timeout", "0"], "--code-timeout 0.0: must be > 0"),
+                                            (["--temperature", "nan"], "--temperature nan: must be at least 0")])
+def test_evaluate_refuses_sampling_flags_out_of_range(flags, message):
+    with pytest.raises(PhysloraError, match=message):
+        evaluate.parse_settings(["--data", "anything.jsonl", *flags])
+
+
+def test_a_path_the_file_system_refuses_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as stop, user_errors_are_one_line():
+        os.makedirs(blocker / "run")
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {blocker / 'run'}: Not a directory; check the path, its parent folders and their permissions"]
+
+
+def test_resuming_a_run_whose_config_is_corrupt_names_the_file(tmp_path):
+    (tmp_path / "config.json").write_text("{bad")
+    args = evaluate.build_parser().parse_args(["--resume", str(tmp_path)])
+    with pytest.raises(PhysloraError, match=r"config.json is not a run's config.json \(JSONDecodeError"):
+        resumed_settings(evaluate.build_parser(), args, evaluate.PER_INVOCATION, "evaluate.py")
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"peft_type": "LORA", "lora_alpha": 16}, "no 'r'; an adapter config needs r and lora_alpha"),
+    ({"peft_type": "LORA", "r": "eight", "lora_alpha": 16}, "r, lora_alpha and lora_dropout must be numbers"),
+    (["peft_type", "LORA"], "holds a JSON list, not an adapter config object")])
+def test_a_hand_edited_adapter_config_names_the_file_and_the_field(tmp_path, config, message):
+    (tmp_path / "adapter_config.json").write_text(json.dumps(config))
+    with pytest.raises(PhysloraError, match=f"adapter_config.json: {message}"):
+        read_adapter_settings(str(tmp_path))
