@@ -27,7 +27,7 @@ import evaluate
 import generate_data
 import train
 from common import distributed
-from common.cli import add_model_arguments, as_argv, run_main
+from common.cli import add_model_arguments, as_argv, check_device, run_main
 from common.progress import format_duration
 from common.runs import open_run_dir, read_timings, resumed_settings, run_stage
 from data.physics_dataset import ANSWER_STYLES
@@ -99,6 +99,7 @@ def parse_settings(argv) -> argparse.Namespace:
         for name, value in QUICK.items():
             if getattr(args, name) == parser.get_default(name):
                 setattr(args, name, value)
+    check_device(args.device)
     return args
 
 

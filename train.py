@@ -35,7 +35,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from common import distributed
-from common.cli import DTYPES, add_model_arguments, run_main
+from common.cli import DTYPES, add_model_arguments, check_device, run_main
 from common.errors import PhysloraError
 from common.progress import Progress, format_duration
 from common.runs import append_jsonl, new_run_dir, prepare_run_dir, push_to_hub, resumed_settings
@@ -127,6 +127,7 @@ def parse_settings(argv) -> argparse.Namespace:
 
 
 def check_settings(args) -> None:
+    check_device(args.device)
     at_least = (("--rank", args.rank, 1), ("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
                 ("--grad-accum", args.grad_accum, 1), ("--eval-every", args.eval_every, 1),
                 ("--max-len", args.max_len, 2), ("--max-steps", args.max_steps, 1), ("--pad-multiple", args.pad_multiple, 1),
