@@ -28,6 +28,7 @@ import generate_data
 import train
 from common import distributed
 from common.cli import add_model_arguments, as_argv, check_device, run_main
+from common.errors import PhysloraError
 from common.progress import format_duration
 from common.runs import open_run_dir, read_timings, resumed_settings, run_stage
 from data.physics_dataset import ANSWER_STYLES
@@ -100,7 +101,41 @@ def parse_settings(argv) -> argparse.Namespace:
             if getattr(args, name) == parser.get_default(name):
                 setattr(args, name, value)
     check_device(args.device)
+    if not args.resume:
+        check_stage_settings(args)
     return args
+
+
+def train_argv(args, data: str) -> list:
+    """train.py's arguments for this experiment (but --out)."""
+    train_args = ["--model", args.model, "--dtype", args.dtype, "--device", args.device, "--data", data,
+                  "--rank", args.rank, "--alpha", args.alpha, "--targets", args.targets, "--epochs", args.epochs,
+                  "--lr", args.lr, "--batch-size", args.batch_size, "--grad-accum", args.grad_accum,
+                  "--reasoning-share", args.reasoning_share,
+                  "--eval-every", args.eval_every, "--seed", args.seed]
+    return train_args + (["--max-steps", args.max_steps] if args.max_steps else [])
+
+
+def evaluate_argv(args, data: str, adapter: str) -> list:
+    """evaluate.py's arguments for this experiment (but --out); experiment.py's --eval-batch-size is its --batch-size."""
+    eval_args = ["--model", args.model, "--adapter", adapter, "--data", data, "--split", "test*", "--dtype", args.dtype,
+                 "--device", args.device, "--batch-size", args.eval_batch_size, "--seed", args.seed, "--samples", "4"]
+    if args.baseline_model:
+        eval_args += ["--baseline-model", args.baseline_model]
+    return eval_args + (["--max-new-tokens", args.max_new_tokens] if args.max_new_tokens else [])
+
+
+def check_stage_settings(args) -> None:
+    """The training and evaluation flags, checked by train.py's and evaluate.py's own parsers now rather than
+    when their stage starts, after data generation and training."""
+    stages = (("training", train.parse_settings, train_argv(args, "DATA"), ""),
+              ("evaluation", evaluate.parse_settings, evaluate_argv(args, "DATA", "ADAPTER"),
+               " (evaluate.py's --batch-size is experiment.py's --eval-batch-size)"))
+    for stage, parse, argv, note in stages:
+        try:
+            parse(as_argv(*argv))
+        except PhysloraError as err:
+            raise PhysloraError(f"{stage} settings: {err}{note}") from None
 
 
 def main(argv=None) -> str:
@@ -121,13 +156,7 @@ def main(argv=None) -> str:
                     "--answer-style", args.answer_style, *sizes, *(["--contrast"] if args.contrast else []))),
             timings_path)
 
-    train_args = ["--model", args.model, "--dtype", args.dtype, "--device", args.device, "--data", data,
-                  "--rank", args.rank, "--alpha", args.alpha, "--targets", args.targets, "--epochs", args.epochs,
-                  "--lr", args.lr, "--batch-size", args.batch_size, "--grad-accum", args.grad_accum,
-                  "--reasoning-share", args.reasoning_share,
-                  "--eval-every", args.eval_every, "--seed", args.seed]
-    if args.max_steps:
-        train_args += ["--max-steps", args.max_steps]
+    train_args = train_argv(args, data)
 
     def train_stage():  # continue from the last checkpoint, or (re)start: a run without one has nothing to keep
         checkpoint = distributed.from_rank0(latest_checkpoint(run) if os.path.isdir(run) else None)
@@ -135,12 +164,7 @@ def main(argv=None) -> str:
 
     run_stage("train", os.path.exists(os.path.join(run, "adapter_model.safetensors")), train_stage, timings_path)
 
-    eval_args = ["--model", args.model, "--adapter", run, "--data", data, "--split", "test*", "--dtype", args.dtype,
-                 "--device", args.device, "--batch-size", args.eval_batch_size, "--seed", args.seed, "--samples", "4"]
-    if args.baseline_model:
-        eval_args += ["--baseline-model", args.baseline_model]
-    if args.max_new_tokens:
-        eval_args += ["--max-new-tokens", args.max_new_tokens]
+    eval_args = evaluate_argv(args, data, run)
     summary = {}
     resume_evaluation = distributed.from_rank0(os.path.exists(os.path.join(evaluation, "config.json")))
     run_stage("evaluate", False, lambda: summary.update(evaluate.main(

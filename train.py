@@ -142,6 +142,9 @@ def check_settings(args) -> None:
         raise PhysloraError(f"--dropout {args.dropout}: must be in [0, 1)")
     if not 0 <= args.reasoning_share <= 1:
         raise PhysloraError(f"--reasoning-share {args.reasoning_share}: must be in [0, 1]")
+    unknown = [name for name in args.targets.split(",") if name not in TARGETS]
+    if unknown:
+        raise PhysloraError(f"--targets {args.targets}: unknown {', '.join(map(repr, unknown))}; choose from {','.join(TARGETS)}")
     if args.dtype == "fp16":
         raise PhysloraError("--dtype fp16: training in fp16 needs loss scaling, which train.py does not do; "
                             "use --dtype bf16 (same speed, fp32's range) or fp32")

@@ -56,7 +56,8 @@ def check_device(name: str) -> None:
         raise PhysloraError(f"--device {name}: no CUDA device is visible to torch here; use --device cpu")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise PhysloraError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    if device.type not in ("cpu", "cuda") and not getattr(torch, device.type).is_available():
+    available = getattr(getattr(torch, device.type, None), "is_available", None)  # torch.xpu, torch.mps, ...
+    if device.type not in ("cpu", "cuda") and not (callable(available) and available()):
         raise PhysloraError(f"--device {name}: {device.type} is not available here; use --device cpu")
 
 

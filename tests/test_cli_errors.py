@@ -6,7 +6,9 @@ import pytest
 import torch
 
 import evaluate
+import experiment
 import generate
+import train
 from common.cli import check_device
 from common.errors import PhysloraError, user_errors_are_one_line
 from common.runs import resumed_settings
@@ -28,6 +30,11 @@ def test_a_cuda_device_without_cuda_is_refused():
 def test_a_device_torch_does_not_know_is_refused():
     with pytest.raises(PhysloraError, match="--device tpu9: not a torch device"):
         check_device("tpu9")
+
+
+def test_a_device_type_without_a_backend_here_is_refused():
+    with pytest.raises(PhysloraError, match="--device meta: meta is not available here; use --device cpu"):
+        check_device("meta")
 
 
 def test_a_nan_temperature_is_refused(capsys):
@@ -63,6 +70,21 @@ def test_a_path_the_file_system_refuses_is_one_line(tmp_path, capsys):
     assert stop.value.code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         f"error: {blocker / 'run'}: Not a directory; check the path, its parent folders and their permissions"]
+
+
+def test_train_refuses_an_unknown_lora_target_before_loading_the_model():
+    with pytest.raises(PhysloraError, match=r"--targets q_proj,bogus_proj: unknown 'bogus_proj'; choose from q_proj,"):
+        train.parse_settings(["--targets", "q_proj,bogus_proj"])
+
+
+@pytest.mark.parametrize("flag, message", [
+    (["--eval-batch-size", "0"], r"evaluation settings: --batch-size 0: must be at least 1 \(evaluate.py's --batch-size "
+                                 r"is experiment.py's --eval-batch-size\)"),
+    (["--rank", "0"], "training settings: --rank 0: must be at least 1")])
+def test_experiment_checks_its_training_and_evaluation_settings_before_generating_data(flag, message, tmp_path):
+    with pytest.raises(PhysloraError, match=message):
+        experiment.parse_settings(["--quick", "--out", str(tmp_path / "run"), *flag])
+    assert not (tmp_path / "run").exists()
 
 
 def test_resuming_a_run_whose_config_is_corrupt_names_the_file(tmp_path):
