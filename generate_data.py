@@ -59,9 +59,16 @@ def add_common(parser: argparse.ArgumentParser, kind: str) -> None:
                         help="replace the data files of a non-empty --out (otherwise refused)")
 
 
+def record_count(text: str) -> int:
+    """argparse type of the split sizes: a whole number of records, 0 or more."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of records (0 or more)")
+    return int(text)
+
+
 def add_sizes(parser: argparse.ArgumentParser, sizes: dict) -> None:
     for split, n in sizes.items():
-        parser.add_argument(f"--{split.replace('_', '-')}", type=int, default=n, dest=split,
+        parser.add_argument(f"--{split.replace('_', '-')}", type=record_count, default=n, dest=split,
                             help=f"records in {split}; default: %(default)s")
 
 

@@ -27,7 +27,7 @@ import torch
 
 from benchmarks.shapes import LLAMA32_1B, QWEN25_05B, write_random_folder
 from benchmarks.timing import (Worker, alternating_rounds, environment, format_row, paired_ratios, peak_memory_gib,
-                               reset_peak_memory, save_results, synchronize)
+                               positive_int, reset_peak_memory, save_results, synchronize)
 from common.cli import DTYPES
 from common.errors import PhysloraError
 
@@ -42,9 +42,9 @@ def add_arguments(parser):
                         help="default: smollm2 qwen2.5-0.5b-random")
     parser.add_argument("--dtypes", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"],
                         help="weights and activations of both stacks; default: fp32 bf16")
-    parser.add_argument("--batches", nargs="+", type=int, default=[1, 16],
+    parser.add_argument("--batches", nargs="+", type=positive_int, default=[1, 16],
                         help="rows generated at once; default: 1 16")
-    parser.add_argument("--reps", type=int, default=5,
+    parser.add_argument("--reps", type=positive_int, default=5,
                         help="timed rounds per batch size, after a warm-up; each round times every stack once; "
                              "default: 5")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default: cpu")

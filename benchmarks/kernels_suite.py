@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.shapes import QWEN25_05B
-from benchmarks.timing import environment, format_row, median_ms, save_results
+from benchmarks.timing import environment, format_row, median_ms, positive_int, save_results
 from common.cli import DTYPES
 from common.errors import PhysloraError
 from model import kernels
@@ -44,10 +44,10 @@ def add_arguments(parser):
                         default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", choices=tuple(DTYPES), default=None, help="default: bf16 on cuda, fp32 on cpu")
     parser.add_argument("--ops", nargs="+", choices=OPS, default=list(OPS))
-    parser.add_argument("--tokens", type=int, default=None, help="N, tokens (default: 4096 cuda, 512 cpu)")
-    parser.add_argument("--reps", type=int, default=7, help="timed runs per measurement on cpu, at least 5 "
+    parser.add_argument("--tokens", type=positive_int, default=None, help="N, tokens (default: 4096 cuda, 512 cpu)")
+    parser.add_argument("--reps", type=positive_int, default=7, help="timed runs per measurement on cpu, at least 5 "
                                                             "(cuda: do_bench)")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="cpu threads (default: torch's); 1 is steadiest on a shared machine")
     parser.add_argument("--no-save", action="store_true", help="print the table only")
 

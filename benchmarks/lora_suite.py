@@ -14,7 +14,7 @@ import copy
 import torch
 from torch import nn
 
-from benchmarks.timing import environment, format_row, median_ms, save_results
+from benchmarks.timing import environment, format_row, median_ms, positive_int, save_results
 from common.cli import DTYPES
 from common.errors import PhysloraError
 from lora.layer import LoRALinear
@@ -36,11 +36,11 @@ def add_arguments(parser):
     parser.add_argument("--dtype", choices=tuple(DTYPES), default=None, help="default: bf16 on cuda, fp32 on cpu")
     parser.add_argument("--shapes", nargs="+", default=None, metavar="NAME",
                         help=f"shape names or model prefixes, from: {', '.join(SHAPES)} (default: all)")
-    parser.add_argument("--ranks", nargs="+", type=int, default=[8, 16, 64])
-    parser.add_argument("--tokens", type=int, default=None, help="M, rows of x (default: 4096 cuda, 512 cpu)")
+    parser.add_argument("--ranks", nargs="+", type=positive_int, default=[8, 16, 64])
+    parser.add_argument("--tokens", type=positive_int, default=None, help="M, rows of x (default: 4096 cuda, 512 cpu)")
     parser.add_argument("--dropout", type=float, default=0.0)
-    parser.add_argument("--reps", type=int, default=7, help="timed runs per measurement on cpu (cuda: do_bench)")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--reps", type=positive_int, default=7, help="timed runs per measurement on cpu (cuda: do_bench)")
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="cpu threads (default: torch's); 1 is steadiest on a shared machine")
     parser.add_argument("--no-save", action="store_true", help="print the table only")
 

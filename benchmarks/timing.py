@@ -5,6 +5,7 @@ median of `reps` perf_counter runs, interleaved across the methods, after two wa
 Whole stacks (bench.py generate, train) each run in a `Worker` process of their own and take turns
 (`alternating_rounds`), compared round by round (`paired_ratios`).
 """
+import argparse
 import datetime
 import json
 import multiprocessing
@@ -19,6 +20,13 @@ from concurrent.futures import ProcessPoolExecutor
 import torch
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def positive_int(text: str) -> int:
+    """argparse type of the suites' counts (rows, tokens, ranks, repetitions, threads): 1 or more."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a whole number, at least 1")
+    return int(text)
 
 
 def median_ms(fns, device, reps):

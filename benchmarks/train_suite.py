@@ -40,7 +40,8 @@ import torch
 
 from benchmarks.shapes import QWEN25_05B, write_random_folder
 from benchmarks.timing import (Worker, alternating_rounds, environment, format_row, in_fresh_process, median_ms,
-                               paired_ratios, peak_memory_gib, reset_peak_memory, save_results, synchronize)
+                               paired_ratios, peak_memory_gib, positive_int, reset_peak_memory, save_results,
+                               synchronize)
 from common.cli import DTYPES
 from common.errors import PhysloraError
 
@@ -50,19 +51,19 @@ WIDTHS = (5, 11, 9, 7, 8, 8, 34)
 
 def add_arguments(parser):
     parser.add_argument("--dtypes", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"])
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--tokens", type=int, default=256, help="tokens per row")
-    parser.add_argument("--steps", type=int, default=5,
+    parser.add_argument("--batch", type=positive_int, default=4)
+    parser.add_argument("--tokens", type=positive_int, default=256, help="tokens per row")
+    parser.add_argument("--steps", type=positive_int, default=5,
                         help="timed rounds after one warm-up step; each round times one optimizer step of every "
                              "method, in turn; default: 5")
-    parser.add_argument("--layers", type=int, default=QWEN25_05B["num_hidden_layers"],
+    parser.add_argument("--layers", type=positive_int, default=QWEN25_05B["num_hidden_layers"],
                         help="fewer layers for a quick look (default: Qwen2.5-0.5B's 24)")
     parser.add_argument("--workloads", nargs="+", choices=("equal", "physics"), default=["equal", "physics"],
                         help="equal: every token labelled (speed and memory); physics: the realistic workload "
                              "(useful tokens/s); default: both")
-    parser.add_argument("--physics-steps", type=int, default=6,
+    parser.add_argument("--physics-steps", type=positive_int, default=6,
                         help="timed optimizer steps of the physics workload (16 examples each); default: 6")
-    parser.add_argument("--physics-rounds", type=int, default=2,
+    parser.add_argument("--physics-rounds", type=positive_int, default=2,
                         help="physics workload: rounds of one run of each method, the order alternating "
                              "(Trainer first in odd rounds); the ratio is the median of the rounds'; default: 2")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
@@ -186,8 +187,6 @@ def run(args):
                             "add --workloads equal")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise PhysloraError("bench.py train --device cuda: no CUDA device is visible")
-    if args.physics_rounds < 1:
-        raise PhysloraError(f"bench.py train --physics-rounds {args.physics_rounds}: use at least 1")
     if "equal" in args.workloads:
         run_equal_work(args)
     if "physics" in args.workloads:

@@ -5,6 +5,7 @@ import os
 import pytest
 import torch
 
+import bench
 import evaluate
 import experiment
 import generate
@@ -85,6 +86,14 @@ def test_experiment_checks_its_training_and_evaluation_settings_before_generatin
     with pytest.raises(PhysloraError, match=message):
         experiment.parse_settings(["--quick", "--out", str(tmp_path / "run"), *flag])
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("argv", [["lora", "--reps", "0"], ["generate", "--batches", "1", "0"],
+                                  ["train", "--batch", "0"], ["train", "--physics-rounds", "-1"], ["kernels", "--tokens", "0"]])
+def test_bench_refuses_a_count_below_one(argv, capsys):
+    with pytest.raises(SystemExit) as stop:
+        bench.main(argv)
+    assert stop.value.code == 2 and "must be a whole number, at least 1" in capsys.readouterr().err
 
 
 def test_resuming_a_run_whose_config_is_corrupt_names_the_file(tmp_path):

@@ -78,6 +78,13 @@ def test_the_cli_turns_user_errors_into_one_line_and_exit_code_2(tmp_path, capsy
     assert capsys.readouterr().err.count("\n") == 1
 
 
+@pytest.mark.parametrize("size", ["-1", "2.5", "ten"])
+def test_a_split_size_that_is_not_a_count_of_records_is_refused(size, capsys):
+    with pytest.raises(SystemExit) as stop:
+        generate_data.build_parser().parse_args(["qa", "--val", size])
+    assert stop.value.code == 2 and f"argument --val: '{size}' is not a number of records" in capsys.readouterr().err
+
+
 def test_help_explains_every_flag_with_its_default(capsys):
     commands = next(a for a in generate_data.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     assert set(commands.choices) == {"physics", "qa", "puzzles", "import"}
