@@ -42,7 +42,7 @@ from common.runs import append_jsonl, new_run_dir, prepare_run_dir, push_to_hub,
 from common.svg import write_line_chart
 from data.batching import PAD_MULTIPLE, collate, evaluation_batches, load_examples, padding_share, training_windows
 from data.schema import split_files
-from lora.adapter import TARGETS, LoRASettings, inject, load_adapter, parameter_counts, save_adapter
+from lora.adapter import TARGETS, LoRASettings, inject, load_adapter, parameter_counts, parse_targets, save_adapter
 from lora.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, rng_state, save_checkpoint
 from model.loading import load_model
 from model.loss import next_token_loss
@@ -142,9 +142,7 @@ def check_settings(args) -> None:
         raise PhysloraError(f"--dropout {args.dropout}: must be in [0, 1)")
     if not 0 <= args.reasoning_share <= 1:
         raise PhysloraError(f"--reasoning-share {args.reasoning_share}: must be in [0, 1]")
-    unknown = [name for name in args.targets.split(",") if name not in TARGETS]
-    if unknown:
-        raise PhysloraError(f"--targets {args.targets}: unknown {', '.join(map(repr, unknown))}; choose from {','.join(TARGETS)}")
+    parse_targets(args.targets)
     if args.dtype == "fp16":
         raise PhysloraError("--dtype fp16: training in fp16 needs loss scaling, which train.py does not do; "
                             "use --dtype bf16 (same speed, fp32's range) or fp32")
@@ -267,7 +265,7 @@ def main(argv=None):
             args.rank, args.alpha, args.dropout, args.targets, args.rslora = (
                 lora.rank, lora.alpha, lora.dropout, ",".join(lora.targets), lora.rslora)
         else:
-            inject(model, LoRASettings(args.rank, args.alpha, args.dropout, tuple(args.targets.split(",")),
+            inject(model, LoRASettings(args.rank, args.alpha, args.dropout, parse_targets(args.targets),
                                        args.rslora))
         state = {"step": 0, "best": None}
     model.checkpoint_layers = args.grad_checkpointing

@@ -70,36 +70,38 @@ def plan_batches(records: list, prompts: list, batch_size: int) -> list:
     return batches + ([current] if current else [])
 
 
+def _entries(lines):
+    """(entry, line) for each line of an outputs file, up to a half-written one (the run stopped while writing
+    it; its batch runs again)."""
+    for line in lines:
+        try:
+            yield json.loads(line), line
+        except ValueError:
+            return
+
+
 def read_finished(path: str) -> dict:
     """id -> line of a (possibly interrupted) outputs file; a half-written last line is ignored."""
-    finished = {}
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    entry = json.loads(line)
-                except json.JSONDecodeError:
-                    break  # the run stopped while writing this line; its batch runs again
-                finished[entry["id"]] = entry
-    return finished
+    if not os.path.exists(path):
+        return {}
+    with open(path, "rb") as f:
+        return {entry["id"]: entry for entry, _ in _entries(f)}
 
 
 def resume_outputs(path: str) -> dict:
-    """`read_finished`, after cutting a half-written last line off the file: the lines appended next must
+    """`read_finished`, cutting a half-written last line off the file as it reads: the lines appended next must
     start on a line of their own, or the first of them would be lost to the next read as well."""
-    if os.path.exists(path):
-        with open(path, "rb+") as f:
-            whole = 0
-            for line in f:
-                try:
-                    json.loads(line)
-                except ValueError:
-                    break
-                if not line.endswith(b"\n"):
-                    break
-                whole += len(line)
-            f.truncate(whole)
-    return read_finished(path)
+    finished, whole = {}, 0
+    if not os.path.exists(path):
+        return finished
+    with open(path, "rb+") as f:
+        for entry, line in _entries(f):
+            if not line.endswith(b"\n"):
+                break
+            finished[entry["id"]] = entry
+            whole += len(line)
+        f.truncate(whole)
+    return finished
 
 
 def answer_batch(model, tokenizer, records: list, prompts: list, batches: list, number: int,

@@ -36,6 +36,15 @@ class LoRASettings:
     rslora: bool = False
 
 
+def parse_targets(text: str) -> tuple:
+    """The projections a comma-separated --targets names, each one checked."""
+    names = tuple(text.split(","))
+    unknown = [name for name in names if name not in TARGETS]
+    if unknown:
+        raise PhysloraError(f"--targets {text}: unknown {', '.join(map(repr, unknown))}; choose from {','.join(TARGETS)}")
+    return names
+
+
 def inject(model: nn.Module, settings: LoRASettings) -> dict:
     """Replace the target linears by LoRALinear, freeze the rest; returns the parameter counts."""
     unknown = sorted(set(settings.targets) - set(TARGETS))
