@@ -244,7 +244,8 @@ def _outcomes(messages: list[dict], expected: list[str], timed_out: bool, return
 
 
 def _canonical(value) -> str:
-    """JSON text, as the child writes the returned value: tuples equal lists, but True is not 1 and 7.0 is not 7."""
+    """JSON text, as the child writes the returned value: tuples equal lists, but True is not 1 and 7.0 is not 7.
+    (sandbox_child.py spells it out again: it runs isolated, `python -I -S`, and cannot import this module.)"""
     return json.dumps(value, sort_keys=True)
 
 
