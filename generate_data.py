@@ -3,7 +3,7 @@
     python generate_data.py physics [--out data_out/physics] [--seed 0] [--difficulty 0.2] [--answer-style checks]
     python generate_data.py qa      [--out data_out/qa]
     python generate_data.py puzzles [--out data_out/puzzles] [--difficulty 1-10]
-    python generate_data.py import FILE_OR_HUB_ID [--out data_out/import] [--skip-invalid]
+    python generate_data.py import FILE_FOLDER_OR_HUB_ID [--out data_out/import] [--skip-invalid]
 
 Each writes OUT/train.jsonl, OUT/val.jsonl, OUT/test*.jsonl and OUT/card.json (see data/schema.py),
 prints the counts per split and label, and ends with a one-line summary. Same seed, same bytes.
@@ -118,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     imports = commands.add_parser("import", help="normalise your own instruction data (Alpaca, Q/A, "
                                                  "prompt/completion, chat) into train/val/test")
-    imports.add_argument("source", help="a .json or .jsonl file, or a Hugging Face dataset id (owner/name) "
-                                        "with JSON/JSONL files")
+    imports.add_argument("source", help="a .json or .jsonl file, a folder of them (each imported), or a "
+                                        "Hugging Face dataset id (owner/name) with JSON/JSONL files")
     add_common(imports, "import")
     imports.add_argument("--val-fraction", type=float, default=0.05, help="share of records in val; "
                                                                           "default: %(default)s")

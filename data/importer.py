@@ -11,7 +11,8 @@ Accepted records (JSON lines, or one JSON array), recognised by their keys:
 Outputs that are JSON objects, or strings holding one ('{"explanation": ..., "answer": ...}'), are
 rewritten in the plain-text form the rest of the data set uses ("Explanation: ...\\nAnswer: ..."):
 the label order is the most common sequence of "Label: " line starts among the plain outputs.
-Exact duplicates are dropped. A record's split is a seeded hash of its prompt, so records that
+A folder, or a hub dataset, is imported file by file (.json and .jsonl, sorted by name). Exact
+duplicates are dropped. A record's split is a seeded hash of its prompt, so records that
 share a prompt share a split and the split of a record never depends on the others.
 """
 import hashlib
@@ -53,6 +54,12 @@ def hub_files(dataset_id: str) -> list:
 def source_files(source: str) -> list:
     if os.path.isfile(source):
         return [source]
+    if os.path.isdir(source):  # a folder of shards, like a hub dataset's
+        names = sorted(name for name in os.listdir(source)
+                       if name.endswith((".json", ".jsonl")) and name not in HUB_METADATA)
+        if not names:
+            raise PhysloraError(f"{source}: a folder with no .json or .jsonl files to import")
+        return [os.path.join(source, name) for name in names]
     if re.fullmatch(r"[\w.-]+/[\w.-]+", source) and not source.endswith((".json", ".jsonl")):
         return hub_files(source)
     raise PhysloraError(f"{source}: no such file, and not a hub dataset id (owner/name)")

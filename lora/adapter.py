@@ -10,6 +10,7 @@ An adapter folder is what `peft` writes, so peft, vLLM and this project read eac
                              base_model.model.<module path>.lora_B.weight (out × r)
 """
 import json
+import math
 import os
 from dataclasses import dataclass
 
@@ -106,16 +107,29 @@ def read_adapter_settings(folder: str) -> LoRASettings:
         if config.get(key, harmless) not in (harmless, None, [], {}):
             raise PhysloraError(f"{path}: {key}={config[key]!r} is not supported (plain LoRA only)")
     targets = config.get("target_modules")
-    if isinstance(targets, str):
+    if targets == "all-linear":  # PEFT's name for every linear but the output layer
+        targets = TARGETS
+    elif isinstance(targets, str):
         targets = [t for t in TARGETS if t in targets]  # PEFT also allows a regex naming the modules
     try:
-        return LoRASettings(rank=int(config["r"]), alpha=float(config["lora_alpha"]),
-                            dropout=float(config.get("lora_dropout", 0.0)), targets=tuple(targets or ()),
-                            rslora=bool(config.get("use_rslora", False)))
+        settings = LoRASettings(rank=int(config["r"]), alpha=float(config["lora_alpha"]),
+                                dropout=float(config.get("lora_dropout", 0.0)), targets=tuple(targets or ()),
+                                rslora=bool(config.get("use_rslora", False)))
     except KeyError as err:
         raise PhysloraError(f"{path}: no {err.args[0]!r}; an adapter config needs r and lora_alpha") from None
     except (TypeError, ValueError) as err:
         raise PhysloraError(f"{path}: r, lora_alpha and lora_dropout must be numbers ({err})") from None
+    unknown = [name for name in settings.targets if name not in TARGETS]
+    problems = [f"r={config['r']!r} must be a whole number >= 1" if settings.rank < 1 or settings.rank != config["r"] else "",
+                f"lora_alpha={config['lora_alpha']!r} must be finite" if not math.isfinite(settings.alpha) else "",
+                f"lora_dropout={settings.dropout!r} must be in [0, 1)" if not 0 <= settings.dropout < 1 else "",
+                f"target_modules={config.get('target_modules')!r} names none of {', '.join(TARGETS)}"
+                if not settings.targets else "",
+                f"target_modules: unknown {', '.join(map(repr, unknown))}; choose from {', '.join(TARGETS)}"
+                if unknown else ""]
+    if any(problems):
+        raise PhysloraError(f"{path}: {'; '.join(filter(None, problems))}")
+    return settings
 
 
 def load_adapter(model: nn.Module, folder: str) -> LoRASettings:

@@ -106,7 +106,15 @@ def test_resuming_a_run_whose_config_is_corrupt_names_the_file(tmp_path):
 @pytest.mark.parametrize("config, message", [
     ({"peft_type": "LORA", "lora_alpha": 16}, "no 'r'; an adapter config needs r and lora_alpha"),
     ({"peft_type": "LORA", "r": "eight", "lora_alpha": 16}, "r, lora_alpha and lora_dropout must be numbers"),
-    (["peft_type", "LORA"], "holds a JSON list, not an adapter config object")])
+    (["peft_type", "LORA"], "holds a JSON list, not an adapter config object"),
+    ({"peft_type": "LORA", "r": 0, "lora_alpha": 16, "target_modules": ["q_proj"]}, "r=0 must be a whole number >= 1"),
+    ({"peft_type": "LORA", "r": 4.5, "lora_alpha": 16, "target_modules": ["q_proj"]}, "r=4.5 must be a whole number"),
+    ({"peft_type": "LORA", "r": 4, "lora_alpha": "inf", "target_modules": ["q_proj"]}, "lora_alpha='inf' must be finite"),
+    ({"peft_type": "LORA", "r": 4, "lora_alpha": 8, "lora_dropout": 1, "target_modules": ["q_proj"]},
+     r"lora_dropout=1.0 must be in \[0, 1\)"),
+    ({"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": []}, r"target_modules=\[\] names none of q_proj"),
+    ({"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "lm_head"]},
+     "target_modules: unknown 'lm_head'")])
 def test_a_hand_edited_adapter_config_names_the_file_and_the_field(tmp_path, config, message):
     (tmp_path / "adapter_config.json").write_text(json.dumps(config))
     with pytest.raises(PhysloraError, match=f"adapter_config.json: {message}"):

@@ -136,3 +136,22 @@ def test_a_hub_dataset_with_json_files_is_downloaded_then_imported(monkeypatch):
 def test_a_missing_file_that_is_not_a_hub_id_is_a_user_error():
     with pytest.raises(PhysloraError, match="no_such.jsonl: no such file"):
         importer.import_file("no_such.jsonl", 0, 0.0, 0.0, False)
+
+
+def test_a_folder_is_imported_file_by_file_without_asking_the_hub(tmp_path, monkeypatch):
+    import huggingface_hub
+    monkeypatch.setattr(huggingface_hub, "list_repo_files", lambda *a, **k: pytest.fail("asked the hub"))
+    for name in ("qa.jsonl", "completion.jsonl"):
+        (tmp_path / name).write_text(open(fixture(name)).read())
+    (tmp_path / "notes.txt").write_text("not data")
+    alone = {name: importer.import_file(fixture(name), 0, 0.0, 0.0, False)[0]["train"]
+             for name in ("completion.jsonl", "qa.jsonl")}
+    splits, card = importer.import_file(str(tmp_path), 0, 0.0, 0.0, False)
+    assert card["files"] == ["completion.jsonl", "qa.jsonl"]
+    assert [r["prompt"] for r in splits["train"]] == [r["prompt"] for name in card["files"] for r in alone[name]]
+
+
+def test_a_folder_without_json_files_is_a_user_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("not data")
+    with pytest.raises(PhysloraError, match="a folder with no .json or .jsonl files"):
+        importer.import_file(str(tmp_path), 0, 0.0, 0.0, False)

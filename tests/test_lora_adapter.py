@@ -8,7 +8,8 @@ import transformers
 
 from common.errors import PhysloraError
 from benchmarks.shapes import QWEN25_05B
-from lora.adapter import LoRASettings, inject, load_adapter, lora_layers, merge_into_base, save_adapter
+from lora.adapter import (TARGETS, LoRASettings, inject, load_adapter, lora_layers, merge_into_base,
+                          read_adapter_settings, save_adapter)
 from model.config import ModelConfig
 from model.transformer import Transformer
 from tiny_models import TINY, make_pair
@@ -145,3 +146,10 @@ def test_folder_without_adapter_config_is_reported(tmp_path):
     _, ours = make_pair("qwen2-tied")
     with pytest.raises(PhysloraError, match="no adapter_config.json"):
         load_adapter(ours, str(tmp_path))
+
+
+@pytest.mark.parametrize("written, read", [("all-linear", TARGETS), (r".*\.(q_proj|v_proj)", ("q_proj", "v_proj"))])
+def test_target_modules_given_as_peft_strings_are_understood(tmp_path, written, read):
+    (tmp_path / "adapter_config.json").write_text(json.dumps(
+        {"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": written}))
+    assert read_adapter_settings(str(tmp_path)).targets == read

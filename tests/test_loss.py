@@ -41,6 +41,20 @@ def test_bf16_inputs_give_the_fp32_loss_of_their_bf16_logits():
     assert loss.dtype == torch.float32 and abs(loss.item() - reference.item()) <= 1e-4 * reference.item()
 
 
+def test_bf16_gradients_match_float64_and_the_weight_gradient_accumulates_in_fp32():
+    # 75 chunks of 8 rows: a weight gradient summed in bf16 chunk after chunk is off by 1.1–1.7% of its
+    # largest entry (measured on seeds 0–2), the fp32 sum by 0.2–0.4%. The hidden gradient's 0.7–0.9%
+    # is bf16's logits and its final rounding, the same either way.
+    hidden, weight, targets = inputs(rows=600, dtype=torch.bfloat16)
+    hidden64, weight64 = (t.detach().double().requires_grad_() for t in (hidden, weight))
+    reference = torch.autograd.grad(F.cross_entropy(hidden64 @ weight64.t(), targets, reduction="sum"),
+                                    (hidden64, weight64))
+    ours = torch.autograd.grad(chunked_cross_entropy(hidden, weight, targets, chunk_rows=8), (hidden, weight))
+    assert [g.dtype for g in ours] == [torch.bfloat16, torch.bfloat16]
+    (hidden_error, weight_error) = ((g.double() - r).abs().max() / r.abs().max() for g, r in zip(ours, reference))
+    assert hidden_error <= 1.5e-2 and weight_error <= 7e-3
+
+
 def test_no_logits_are_kept_for_the_backward_pass_only_the_gradients_of_hidden_and_weight():
     # The gradients are computed in the forward pass: what backward needs is ∂ℓ/∂h (as big as hidden) and
     # ∂ℓ/∂W (as big as weight), nothing of any chunk's logits (chunks of 8 rows × VOCAB: 64 × VOCAB in all).
