@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                                 "default: %(default)s")
     lora.add_argument("--dropout", type=float, default=0.05, help="on the LoRA branch's input; default: %(default)s")
     lora.add_argument("--targets", default="q_proj,v_proj",
-                      help=f"comma-separated projections to adapt, from {','.join(TARGETS)}; default: %(default)s")
+                      help=f"comma-separated projections to adapt, from {','.join(TARGETS)}, or all-linear for all "
+                           "of them; default: %(default)s")
     lora.add_argument("--rslora", action="store_true", help="scale by alpha / sqrt(rank) (rank-stabilised LoRA)")
     lora.add_argument("--init-adapter", default=None, metavar="DIR",
                       help="start from this adapter's weights, rank, alpha, dropout and targets (they replace the "

@@ -38,11 +38,12 @@ class LoRASettings:
 
 
 def parse_targets(text: str) -> tuple:
-    """The projections a comma-separated --targets names, each one checked."""
-    names = tuple(text.split(","))
+    """The projections a comma-separated --targets names, each one checked; `all-linear` (PEFT's name) is all."""
+    names = TARGETS if text == "all-linear" else tuple(text.split(","))
     unknown = [name for name in names if name not in TARGETS]
     if unknown:
-        raise PhysloraError(f"--targets {text}: unknown {', '.join(map(repr, unknown))}; choose from {','.join(TARGETS)}")
+        raise PhysloraError(f"--targets {text}: unknown {', '.join(map(repr, unknown))}; choose from {','.join(TARGETS)} "
+                             f"(or all-linear)")
     return names
 
 

@@ -9,7 +9,7 @@ import transformers
 from common.errors import PhysloraError
 from benchmarks.shapes import QWEN25_05B
 from lora.adapter import (TARGETS, LoRASettings, inject, load_adapter, lora_layers, merge_into_base,
-                          read_adapter_settings, save_adapter)
+                          parse_targets, read_adapter_settings, save_adapter)
 from model.config import ModelConfig
 from model.transformer import Transformer
 from tiny_models import TINY, make_pair
@@ -153,3 +153,7 @@ def test_target_modules_given_as_peft_strings_are_understood(tmp_path, written, 
     (tmp_path / "adapter_config.json").write_text(json.dumps(
         {"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": written}))
     assert read_adapter_settings(str(tmp_path)).targets == read
+
+
+def test_targets_all_linear_names_every_projection():
+    assert parse_targets("all-linear") == TARGETS and parse_targets("v_proj,q_proj") == ("v_proj", "q_proj")
