@@ -22,7 +22,7 @@ import random
 import time
 
 from common import distributed
-from common.cli import add_model_arguments, check_sampling_flags, load_model_from_args, run_main
+from common.cli import add_model_arguments, check_model_flags, check_sampling_flags, load_model_from_args, run_main
 from common.errors import PhysloraError
 from common.progress import Log, format_duration
 from common.runs import open_run_dir, resumed_settings
@@ -126,7 +126,8 @@ def answer_with(args, name: str, model_name: str, adapter, records: list, out: s
     settings = GenerationSettings(args.batch_size, args.max_new_tokens, args.num_samples, args.temperature,
                                   args.top_p, args.seed)
     by_loglik = args.mcq_mode == "loglik"
-    log(f"{name}: answering {len(records)} records with {model_name}" + (f" + adapter {adapter}" if adapter else ""))
+    log(f"{name}: answering {len(records)} records with {model_name}" + (f" + adapter {adapter}" if adapter else "")
+        + (f" ({len(finished)} already answered in {path}, kept)" if finished else ""))
     # Multiple choice by likelihood: one forward pass per question (under torchrun, each process its share)
     questions = [r for r in records if by_loglik and r["task"] == "physics_mcq" and r["id"] not in finished]
     chosen = [{"id": record["id"], "outputs": [choose_option(model, tokenizer, record)], "hit_limit": [False]}
@@ -146,6 +147,7 @@ def main(argv=None) -> dict:
     """Runs the evaluation; returns {"out", "metrics", "comparisons", "systems", "seconds" per system}
     (on rank 0; None on the other processes under torchrun)."""
     args = parse_settings(argv)
+    check_model_flags(args)  # here, not in parse_settings: experiment.py checks its flags before the adapter exists
     distributed.start(args.device)  # under torchrun: join the other processes (see common/distributed.py)
     rank0 = distributed.rank() == 0
     started = time.perf_counter()

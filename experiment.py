@@ -2,7 +2,7 @@
 
     python experiment.py                      # the default: SmolLM2-135M-Instruct, r=8, alpha=32, q_proj,v_proj
     python experiment.py --seed 1             # another seed: new data, new initialisation, new sample order
-    python experiment.py --quick              # the whole chain on tiny sizes, in a few minutes
+    python experiment.py --quick              # the whole chain on tiny sizes, in about a minute
     python experiment.py --resume runs/experiment-20261130-041500   # continue an interrupted experiment
     python experiment.py --model qwen2.5-0.5b-instruct --baseline-model qwen2.5-1.5b-instruct --device cuda
                                               # the reference set-up: a 1.5B baseline against a 0.5B student
@@ -27,7 +27,7 @@ import evaluate
 import generate_data
 import train
 from common import distributed
-from common.cli import add_model_arguments, as_argv, check_device, run_main
+from common.cli import add_model_arguments, as_argv, check_model_flags, run_main
 from common.errors import PhysloraError
 from common.progress import format_duration
 from common.runs import open_run_dir, read_timings, resumed_settings, run_stage
@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  "programs, 160 for verdicts)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes (48 training scenarios, 6 steps of 4 × 2, 24 test scenarios): checks the whole "
-                             "chain in a few minutes; its numbers mean nothing")
+                             "chain in about a minute; its numbers mean nothing")
     parser.add_argument("--out", default=None, help="experiment folder; default: runs/experiment-<timestamp>")
     parser.add_argument("--resume", default=None, metavar="DIR",
                         help="continue an interrupted experiment: finished stages are kept, the others continue")
@@ -100,7 +100,7 @@ def parse_settings(argv) -> argparse.Namespace:
         for name, value in QUICK.items():
             if getattr(args, name) == parser.get_default(name):
                 setattr(args, name, value)
-    check_device(args.device)
+    check_model_flags(args)
     if not args.resume:
         check_stage_settings(args)
     return args

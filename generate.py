@@ -4,6 +4,7 @@ Prints only the generated text for each prompt (streamed when there is one promp
 one-line summary on stderr.
 """
 import argparse
+import json
 import sys
 import time
 
@@ -35,6 +36,9 @@ def parse_args(argv=None):
                         help="how each decoding step runs: 'graph' replays it as a CUDA graph (GPU only; "
                              "fixed shapes, no Python per kernel), 'eager' calls the model; default: auto, "
                              "a graph on CUDA, eager elsewhere")
+    parser.add_argument("--jsonl", action="store_true",
+                        help="print one JSON line per prompt, {\"prompt\": …, \"output\": …}, instead of the bare "
+                             "texts (which can't be told apart once an answer spans several lines)")
     args = parser.parse_args(argv)
     if args.max_new_tokens < 1:
         parser.error("--max-new-tokens must be at least 1")
@@ -77,16 +81,18 @@ def main(argv=None):
 
     start = time.perf_counter()
     outputs = generate(model, prompt_ids, params, tokenizer.stop_ids, tokenizer.pad_id,
-                       on_token=stream if len(prompts) == 1 else None, decode=args.decode)
+                       on_token=stream if len(prompts) == 1 and not args.jsonl else None, decode=args.decode)
     seconds = time.perf_counter() - start
-    if len(prompts) == 1:
+    if len(prompts) == 1 and not args.jsonl:
         print()
     else:
-        for text in (tokenizer.decode(ids) for ids in outputs):
-            print(text)
+        for prompt, ids in zip(prompts, outputs):
+            output = tokenizer.decode(ids)
+            print(json.dumps({"prompt": prompt, "output": output}, ensure_ascii=False) if args.jsonl else output)
     new_tokens = sum(len(ids) for ids in outputs)
     print(f"generated {new_tokens} tokens for {len(prompts)} prompt(s) in {seconds:.1f} s "
-          f"({new_tokens / seconds:.1f} tokens/s) with {args.model}", file=sys.stderr)
+          f"({new_tokens / seconds:.1f} tokens/s) with {args.model}"
+          f"{f' + adapter {args.adapter}' if args.adapter else ''}", file=sys.stderr)
 
 
 if __name__ == "__main__":

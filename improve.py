@@ -39,7 +39,8 @@ from collections import Counter, defaultdict
 import generate_data
 import train
 from common import distributed
-from common.cli import add_model_arguments, as_argv, check_sampling_flags, load_model_from_args, run_main
+from common.cli import (add_model_arguments, as_argv, check_model_flags, check_sampling_flags, load_model_from_args,
+                        run_main)
 from common.errors import PhysloraError
 from common.progress import Log, Progress, format_duration
 from common.runs import open_run_dir, read_timings, resumed_settings, run_stage
@@ -124,6 +125,7 @@ def parse_settings(argv) -> argparse.Namespace:
     if not args.temperature > 0:
         raise PhysloraError(f"--temperature {args.temperature}: must be > 0 (greedy samples are all the same)")
     check_sampling_flags(args.top_p, args.code_timeout)
+    check_model_flags(args)
     if args.curriculum is not None and not 0 < args.curriculum <= 1:
         raise PhysloraError(f"--curriculum {args.curriculum}: a train pass@1 threshold in (0, 1]")
     return args

@@ -35,7 +35,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from common import distributed
-from common.cli import DTYPES, add_model_arguments, check_device, run_main
+from common.cli import DTYPES, add_model_arguments, check_adapter_folder, check_model_flags, run_main
 from common.errors import PhysloraError
 from common.progress import Progress, format_duration
 from common.runs import append_jsonl, new_run_dir, prepare_run_dir, push_to_hub, resumed_settings
@@ -59,8 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(parser, adapter=False)
     data = parser.add_argument_group("data")
     data.add_argument("--data", default=DEFAULT_DATA,
-                      help="folder with train.jsonl and val.jsonl (records with prompt and target); the default "
-                           "is generated with `generate_data.py physics` if absent; default: %(default)s")
+                      help="folder with train.jsonl and val.jsonl (records with prompt and target), or one .jsonl "
+                           "file whose records' split field says train or val; the default is generated with "
+                           "`generate_data.py physics` if absent; default: %(default)s")
     data.add_argument("--max-len", type=int, default=512,
                       help="tokens per example (and per packed row); longer prompts lose their start, the target "
                            "is kept; default: %(default)s")
@@ -128,7 +129,7 @@ def parse_settings(argv) -> argparse.Namespace:
 
 
 def check_settings(args) -> None:
-    check_device(args.device)
+    check_model_flags(args)
     at_least = (("--rank", args.rank, 1), ("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
                 ("--grad-accum", args.grad_accum, 1), ("--eval-every", args.eval_every, 1),
                 ("--max-len", args.max_len, 2), ("--max-steps", args.max_steps, 1), ("--pad-multiple", args.pad_multiple, 1),
@@ -144,6 +145,8 @@ def check_settings(args) -> None:
     if not 0 <= args.reasoning_share <= 1:
         raise PhysloraError(f"--reasoning-share {args.reasoning_share}: must be in [0, 1]")
     parse_targets(args.targets)
+    if args.init_adapter:
+        check_adapter_folder(args.init_adapter)
     if args.dtype == "fp16":
         raise PhysloraError("--dtype fp16: training in fp16 needs loss scaling, which train.py does not do; "
                             "use --dtype bf16 (same speed, fp32's range) or fp32")
@@ -156,7 +159,9 @@ def load_split(args, tokenizer, split: str):
         print(f"data: {DEFAULT_DATA} is absent; generating it (generate_data.py physics, seed 0)")
         generate_data.main(["physics", "--out", DEFAULT_DATA])
     share = args.reasoning_share if split == "train" else 1.0  # val losses stay comparable between settings
-    return load_examples(split_files(args.data, split)[0], tokenizer, args.max_len, share, args.seed)
+    # A folder holds a file per split; one file is split by its records' split field.
+    return load_examples(split_files(args.data, split)[0], tokenizer, args.max_len, share, args.seed,
+                         split=split if os.path.isfile(args.data) else None)
 
 
 def learning_rate(step: int, peak: float, warmup: int, total: int) -> float:
@@ -246,7 +251,7 @@ def main(argv=None):
                             f"{world} processes; use at least {world} (a multiple of {world} keeps all busy)")
     run_dir = distributed.from_rank0(args.out or new_run_dir())
     if not args.resume and rank0:  # rank 0 alone writes the run folder; the others log to /dev/null
-        prepare_run_dir(run_dir, args.overwrite)
+        prepare_run_dir(run_dir, args.overwrite)  # refused now if it holds another run, created with config.json
     metrics_path = os.path.join(run_dir, "metrics.jsonl") if rank0 else os.devnull
 
     # ---- 2. model -----------------------------------------------------------------------------
@@ -299,7 +304,7 @@ def main(argv=None):
         print(f"data {name}: {report['examples']} examples from {report['path']} ({report['truncated']} prompts "
               f"truncated to --max-len {args.max_len}, {report['dropped']} targets too long and left out, "
               f"{report['answer_only']} cut after their answer lines)")
-    print(f"plan: {total_steps} steps ({args.epochs} epochs) of {args.grad_accum} × {args.batch_size} "
+    print(f"plan: {total_steps} steps ({args.epochs} epochs) of {args.grad_accum} micro-batches × {args.batch_size} "
           f"{'packed ' if args.pack else ''}rows, warmup {warmup}, padding {plan_padding:.1%} of tokens; "
           f"run folder {run_dir}")
 
@@ -318,6 +323,7 @@ def main(argv=None):
                   "model": {k: v for k, v in vars(model.config).items() if k != "extra"}, "parameters": counts,
                   "plan": {"steps": total_steps, "warmup_steps": warmup, "padding_share": plan_padding}}
         if rank0:
+            os.makedirs(run_dir, exist_ok=True)  # only now: a run that failed before leaves no folder behind
             with open(os.path.join(run_dir, "config.json"), "w") as f:
                 json.dump(config, f, indent=2)
         val_loss = evaluate(model, val_examples, args.batch_size, tokenizer.pad_id, args.device, args.pad_multiple)

@@ -1,12 +1,13 @@
 """Flags shared by the command-line entry points, and the model they describe."""
 import argparse
+import os
 import sys
 
 import torch
 
 from common import distributed
 from common.errors import PhysloraError, user_errors_are_one_line
-from model.registry import ALIASES, DEFAULT_MODEL
+from model.registry import ALIASES, DEFAULT_MODEL, check_model_name
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -59,6 +60,25 @@ def check_device(name: str) -> None:
     available = getattr(getattr(torch, device.type, None), "is_available", None)  # torch.xpu, torch.mps, ...
     if device.type not in ("cpu", "cuda") and not (callable(available) and available()):
         raise PhysloraError(f"--device {name}: {device.type} is not available here; use --device cpu")
+
+
+def check_model_flags(args) -> None:
+    """--device, --model (and --baseline-model) and --adapter, checked in a moment before any slow work starts."""
+    check_device(args.device)
+    for name in (args.model, getattr(args, "baseline_model", None)):
+        if name:
+            check_model_name(name)
+    if getattr(args, "adapter", None):
+        check_adapter_folder(args.adapter)
+
+
+def check_adapter_folder(folder: str) -> None:
+    """An adapter folder with a valid adapter_config.json and a weights file (their contents are checked on load)."""
+    from lora.adapter import WEIGHTS_FILE, read_adapter_settings
+
+    read_adapter_settings(folder)
+    if not os.path.isfile(os.path.join(folder, WEIGHTS_FILE)):
+        raise PhysloraError(f"{folder}: no {WEIGHTS_FILE}; pass a folder written by train.py or peft")
 
 
 def load_model_from_args(args):

@@ -32,20 +32,20 @@ def new_run_dir(root: str = RUNS_ROOT, prefix: str = "") -> str:
     return path
 
 
-def prepare_run_dir(out: str, overwrite: bool) -> None:
-    """Create `out` for a new run; a non-empty one is refused unless `overwrite` (then our files go)."""
+def prepare_run_dir(out: str, overwrite: bool, has_overwrite_flag: bool = True) -> None:
+    """Check `out` for a new run: a non-empty one is refused unless `overwrite` (then our files go). The caller
+    creates it when it writes the first file, so a run that fails before that (bad data) leaves no folder."""
     if os.path.exists(out) and not os.path.isdir(out):
         raise PhysloraError(f"--out {out}: is a file; pass a folder")
     existing = sorted(os.listdir(out)) if os.path.isdir(out) else []
     if existing and not overwrite:
         raise PhysloraError(f"--out {out}: not empty ({', '.join(existing[:3])}{', …' if len(existing) > 3 else ''})"
-                            f"; continue that run with --resume {out}, replace it with --overwrite, "
-                            "or choose another --out")
+                            f"; continue that run with --resume {out}"
+                            f"{', replace it with --overwrite,' if has_overwrite_flag else ''} or choose another --out")
     for name in existing:
         path = os.path.join(out, name)
         if name in RUN_FILES:
             shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    os.makedirs(out, exist_ok=True)
 
 
 def open_run_dir(args: argparse.Namespace, per_invocation: tuple, root: str = RUNS_ROOT, prefix: str = "") -> str:
@@ -53,7 +53,8 @@ def open_run_dir(args: argparse.Namespace, per_invocation: tuple, root: str = RU
     refusing a non-empty one, and writes config.json with every setting but the `per_invocation` flags."""
     out = args.out or new_run_dir(root, prefix)
     if not args.resume:
-        prepare_run_dir(out, overwrite=False)
+        prepare_run_dir(out, overwrite=False, has_overwrite_flag=False)
+        os.makedirs(out, exist_ok=True)
         with open(os.path.join(out, "config.json"), "w") as f:
             json.dump({"settings": {k: v for k, v in vars(args).items() if k not in per_invocation}}, f, indent=2)
     return out

@@ -224,7 +224,11 @@ def padding_share(examples: list, plan: list, multiple: int = 1) -> float:
     return 1 - real / slots if slots else 0.0
 
 
-def check_not_empty(encoded: Encoded, source: str, max_len: int) -> None:
+def check_not_empty(encoded: Encoded, source: str, max_len: int, split: Optional[str]) -> None:
+    if encoded.records == 0 and split is not None:
+        raise PhysloraError(f"{source}: no record with \"split\": \"{split}\"; one file is split by that field of "
+                            "its records (train and val both needed), or pass a data folder with train.jsonl and "
+                            "val.jsonl (python generate_data.py import makes one from your file)")
     if encoded.records == 0:
         raise PhysloraError(f"{source}: no records; pass a data folder with train.jsonl and val.jsonl "
                             "(python generate_data.py physics)")
@@ -233,10 +237,12 @@ def check_not_empty(encoded: Encoded, source: str, max_len: int) -> None:
                             "raise --max-len")
 
 
-def load_examples(path: str, tokenizer, max_len: int, reasoning_share: float = 1.0, seed: int = 0) -> tuple:
-    """(examples, report) of one split file; the report (path, sha256, counts) goes to the run's config."""
-    encoded = encode_records(load_records(path), tokenizer, max_len, reasoning_share, seed)
-    check_not_empty(encoded, path, max_len)
+def load_examples(path: str, tokenizer, max_len: int, reasoning_share: float = 1.0, seed: int = 0,
+                  split: Optional[str] = None) -> tuple:
+    """(examples, report) of a split file, or of the records of a file whose split field is `split`; the report
+    (path, sha256, counts) goes to the run's config."""
+    encoded = encode_records(load_records(path, split), tokenizer, max_len, reasoning_share, seed)
+    check_not_empty(encoded, path, max_len, split)
     with open(path, "rb") as f:
         report = {"path": path, "sha256": hashlib.sha256(f.read()).hexdigest(), "records": encoded.records,
                   "examples": len(encoded.examples), "truncated": encoded.truncated, "dropped": encoded.dropped,

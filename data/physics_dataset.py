@@ -130,7 +130,7 @@ def is_clear(verdict: rules.Verdict, window: tuple) -> bool:
 def draw(outcome: str, families: list, window: tuple, rng: random.Random, seen_scenarios: set) -> Drawn:
     """Sample scenarios of random families until one has `outcome` at the wanted distance."""
     if not families:
-        raise PhysloraError(f"no family can show {outcome!r} here; test_seen needs a non-empty --train")
+        raise PhysloraError(f"no family of this split can show {outcome!r} at this --difficulty; lower --difficulty")
     for _ in range(MAX_ATTEMPTS):
         family = rng.choice(families)
         p = sample_params(family, rng)
@@ -227,6 +227,11 @@ def generate(sizes: dict, seed: int, difficulty: float, contrast: bool = False, 
             trained = {r["meta"]["family"] for r in splits["train"]}
             families["test_seen"] = [f for f in families["train"] if f.name in trained]
         by_outcome = {o: [f for f in families[split] if o in shown_outcomes(f, window)] for o in rules.OUTCOMES}
+        missing = [o for o, n in quotas(sizes[split]).items() if n and not by_outcome[o]]
+        if split == "test_seen" and missing:
+            raise PhysloraError(f"--test-seen {sizes[split]} asks for {', '.join(map(repr, missing))} cases, and no family "
+                                f"of the --train {sizes['train']} scenarios can show them (test_seen reuses train's "
+                                "families); pass --train 14 or more (every failure mode then appears) or --test-seen 0")
         if split == "train" and contrast:
             drawn = draw_pairs(quotas(sizes[split]), by_outcome, window, rng, seen_scenarios)
         else:

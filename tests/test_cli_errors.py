@@ -9,8 +9,9 @@ import bench
 import evaluate
 import experiment
 import generate
+import improve
 import train
-from common.cli import check_device
+from common.cli import check_adapter_folder, check_device
 from common.errors import PhysloraError, user_errors_are_one_line
 from common.runs import resumed_settings
 from lora.adapter import read_adapter_settings
@@ -119,3 +120,31 @@ def test_a_hand_edited_adapter_config_names_the_file_and_the_field(tmp_path, con
     (tmp_path / "adapter_config.json").write_text(json.dumps(config))
     with pytest.raises(PhysloraError, match=f"adapter_config.json: {message}"):
         read_adapter_settings(str(tmp_path))
+
+
+def test_evaluate_refuses_a_missing_adapter_before_answering_and_leaves_no_folder(tiny, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(evaluate, "answer_with", lambda *a, **k: pytest.fail("answered before checking the adapter"))
+    with pytest.raises(PhysloraError, match="nowhere: no adapter_config.json"):
+        evaluate.main(["--model", tiny, "--data", "data_out/any", "--adapter", str(tmp_path / "nowhere")])
+    assert not (tmp_path / "results").exists()
+
+
+def test_an_adapter_folder_without_weights_is_refused(tmp_path):
+    (tmp_path / "adapter_config.json").write_text(json.dumps(
+        {"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj"]}))
+    with pytest.raises(PhysloraError, match="no adapter_model.safetensors; pass a folder written by train.py or peft"):
+        check_adapter_folder(str(tmp_path))
+
+
+@pytest.mark.parametrize("command", [improve.main, experiment.main, train.main])
+def test_an_unknown_model_is_refused_before_any_data_or_folder_is_made(command, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(PhysloraError, match="qwen9-instruct: no such file or folder, and not a known alias"):
+        command(["--model", "qwen9-instruct", "--out", str(tmp_path / "run")])
+    assert os.listdir(tmp_path) == []
+
+
+def test_train_refuses_a_missing_init_adapter_before_loading_the_model(tiny, tmp_path):
+    with pytest.raises(PhysloraError, match="nowhere: no adapter_config.json"):
+        train.parse_settings(["--model", tiny, "--init-adapter", str(tmp_path / "nowhere")])

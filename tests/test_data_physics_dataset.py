@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 
 import generate_data
+from common.errors import PhysloraError
 from data import physics_dataset
 from data import physics_rules as rules
 from data.families import all_families
@@ -241,6 +242,15 @@ def test_an_existing_non_empty_output_folder_is_refused_unless_overwrite(tmp_pat
 def test_difficulty_outside_zero_to_one_is_a_user_error():
     with pytest.raises(Exception, match="--difficulty 1.5"):
         physics_dataset.generate(physics_dataset.DEFAULT_SIZES, 0, 1.5)
+
+
+def test_a_train_set_too_small_for_test_seen_names_the_missing_modes_and_the_way_out():
+    sizes = {**physics_dataset.DEFAULT_SIZES, "train": 5}
+    with pytest.raises(PhysloraError, match=r"--test-seen 420 asks for '\w+'.* cases, and no family of the --train 5 "
+                                            r"scenarios can show them .* --train 14 or more .* or --test-seen 0"):
+        physics_dataset.generate(sizes, 0, 0.2)
+    assert len(physics_dataset.generate({**sizes, "test_seen": 0}, 0, 0.2)[0]["train"]) == 5
+    assert len(physics_dataset.generate({**sizes, "train": 14}, 0, 0.2)[0]["test_seen"]) == 420
 
 
 @pytest.fixture(scope="module")

@@ -146,6 +146,7 @@ def test_an_interrupted_evaluation_resumes_to_the_same_results(tiny, adapter, da
     # The half-written line was cut, not continued: every line reads, so a second resume would keep them all.
     assert [json.loads(line)["id"] for line in open(out / "outputs-lora.jsonl")] == \
         [json.loads(line)["id"] for line in lines[:5]] + [json.loads(line)["id"] for line in lines[4:]]
+    assert f"(5 already answered in {out / 'outputs-lora.jsonl'}, kept)" in open(out / "eval.log").read()
 
 
 def test_resume_refuses_changed_settings(tiny, data, tmp_path):
@@ -157,7 +158,8 @@ def test_resume_refuses_changed_settings(tiny, data, tmp_path):
 def test_an_existing_output_folder_is_never_overwritten(tiny, data, tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "results.json").write_text("{}")
-    with pytest.raises(PhysloraError, match="not empty"):
+    with pytest.raises(PhysloraError, match=r"not empty \(results.json\); continue that run with --resume .* or choose "
+                                            r"another --out$"):  # evaluate.py has no --overwrite to suggest
         run(tiny, data, tmp_path / "out")
     assert (tmp_path / "out" / "results.json").read_text() == "{}"
 

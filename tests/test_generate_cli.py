@@ -1,4 +1,5 @@
 """`generate.py` on the real default model: prints only the new text, then a one-line summary."""
+import json
 import os
 import subprocess
 import sys
@@ -25,6 +26,14 @@ def test_several_prompts_print_one_answer_each_in_order(smollm2_gguf):
     assert result.returncode == 0, result.stderr
     first, second = result.stdout.splitlines()[:2]
     assert "Paris" in first and "Rome" in second
+
+
+def test_jsonl_prints_each_prompt_with_its_output_as_one_json_line(smollm2_gguf):
+    prompts = ["The capital of France is", "The capital of Italy is"]
+    result = run_generate("--model", smollm2_gguf, "--raw", "--max-new-tokens", "2", "--jsonl", *prompts)
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["prompt"] for line in lines] == prompts
+    assert "Paris" in lines[0]["output"] and "Rome" in lines[1]["output"]
 
 
 def test_adapter_changes_the_answer_and_a_fresh_adapter_does_not(smollm2_gguf, tmp_path):

@@ -224,12 +224,27 @@ def test_long_prompts_are_truncated_and_counted(tiny, tmp_path, capsys):
     ("", "train.jsonl: no records"),
     ('{"task": "x", "prompt": "p"}\n', r"train.jsonl:1: field 'target' is missing"),
 ])
-def test_bad_training_data_is_named(tiny, tmp_path, content, error):
+def test_bad_training_data_is_named_and_leaves_no_run_folder(tiny, tmp_path, content, error):
     data = write_data(tmp_path / "data")
     with open(os.path.join(data, "train.jsonl"), "w") as f:
         f.write(content)
     with pytest.raises(PhysloraError, match=error):
         run(tiny, data, tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # nothing to --overwrite before trying again
+
+
+def test_one_data_file_is_split_by_its_records_split_field(tiny, tmp_path):
+    records = [physics_record("train", i) for i in range(6)] + [physics_record("val", i) for i in range(3)]
+    write_jsonl(tmp_path / "all.jsonl", records[::2] + records[1::2])
+    out = run(tiny, str(tmp_path / "all.jsonl"), tmp_path / "run", "--max-steps", 1)
+    data = json.loads(open(os.path.join(out, "config.json")).read())["data"]
+    assert (data["train"]["records"], data["val"]["records"]) == (6, 3)
+
+
+def test_one_data_file_without_val_records_is_refused(tiny, tmp_path):
+    write_jsonl(tmp_path / "train_only.jsonl", [physics_record("train", i) for i in range(6)])
+    with pytest.raises(PhysloraError, match='train_only.jsonl: no record with "split": "val"; one file is split'):
+        run(tiny, str(tmp_path / "train_only.jsonl"), tmp_path / "run")
 
 
 def test_missing_data_folder_is_named(tiny, tmp_path):
