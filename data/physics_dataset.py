@@ -229,8 +229,8 @@ def generate(sizes: dict, seed: int, difficulty: float, contrast: bool = False, 
         by_outcome = {o: [f for f in families[split] if o in shown_outcomes(f, window)] for o in rules.OUTCOMES}
         missing = [o for o, n in quotas(sizes[split]).items() if n and not by_outcome[o]]
         if split == "test_seen" and missing:
-            raise PhysloraError(f"--test-seen {sizes[split]} asks for {', '.join(map(repr, missing))} cases, and no family "
-                                f"of the --train {sizes['train']} scenarios can show them (test_seen reuses train's "
+            raise PhysloraError(f"--test-seen {sizes[split]} asks for {', '.join(map(repr, missing))} cases, and "
+                                f"no family of the --train {sizes['train']} scenarios can show them (test_seen reuses train's "
                                 "families); pass --train 14 or more (every failure mode then appears) or --test-seen 0")
         if split == "train" and contrast:
             drawn = draw_pairs(quotas(sizes[split]), by_outcome, window, rng, seen_scenarios)

@@ -42,8 +42,8 @@ def parse_targets(text: str) -> tuple:
     names = TARGETS if text == "all-linear" else tuple(text.split(","))
     unknown = [name for name in names if name not in TARGETS]
     if unknown:
-        raise PhysloraError(f"--targets {text}: unknown {', '.join(map(repr, unknown))}; choose from {','.join(TARGETS)} "
-                             f"(or all-linear)")
+        raise PhysloraError(f"--targets {text}: unknown {', '.join(map(repr, unknown))}; "
+                            f"choose from {','.join(TARGETS)} (or all-linear)")
     return names
 
 
@@ -121,7 +121,8 @@ def read_adapter_settings(folder: str) -> LoRASettings:
     except (TypeError, ValueError) as err:
         raise PhysloraError(f"{path}: r, lora_alpha and lora_dropout must be numbers ({err})") from None
     unknown = [name for name in settings.targets if name not in TARGETS]
-    problems = [f"r={config['r']!r} must be a whole number >= 1" if settings.rank < 1 or settings.rank != config["r"] else "",
+    whole_rank = settings.rank >= 1 and settings.rank == config["r"]
+    problems = [f"r={config['r']!r} must be a whole number >= 1" if not whole_rank else "",
                 f"lora_alpha={config['lora_alpha']!r} must be finite" if not math.isfinite(settings.alpha) else "",
                 f"lora_dropout={settings.dropout!r} must be in [0, 1)" if not 0 <= settings.dropout < 1 else "",
                 f"target_modules={config.get('target_modules')!r} names none of {', '.join(TARGETS)}"
