@@ -22,6 +22,7 @@ from torch import nn
 from common.errors import PhysloraError
 from lora.layer import LoRALinear
 from model.linear import Linear
+from model.registry import hub_id
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 PEFT_PREFIX = "base_model.model."
@@ -74,7 +75,7 @@ def lora_layers(model: nn.Module):
 def save_adapter(model: nn.Module, folder: str, base_model: str = None) -> None:
     settings = model.lora_settings
     config = {
-        "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": base_model,
+        "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": hub_id(base_model),
         "r": settings.rank, "lora_alpha": settings.alpha, "lora_dropout": settings.dropout,
         "target_modules": list(settings.targets), "use_rslora": settings.rslora,
         "bias": "none", "fan_in_fan_out": False, "inference_mode": True, "init_lora_weights": True,

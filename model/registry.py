@@ -64,6 +64,12 @@ def check_model_name(name: str):
     return target
 
 
+def hub_id(name: str) -> str:
+    """The hub id an alias stands for (what peft and vLLM look up), else `name` itself."""
+    target = ALIASES.get(name.lower()) if name else None
+    return target if isinstance(target, str) else name
+
+
 def resolve(name: str) -> str:
     """Return a local folder or .gguf path for `name` (a path, an alias or a hub id)."""
     target = check_model_name(name)

@@ -157,3 +157,12 @@ def test_target_modules_given_as_peft_strings_are_understood(tmp_path, written, 
 
 def test_targets_all_linear_names_every_projection():
     assert parse_targets("all-linear") == TARGETS and parse_targets("v_proj,q_proj") == ("v_proj", "q_proj")
+
+
+@pytest.mark.parametrize("base_model, written", [("qwen2.5-0.5b-instruct", "Qwen/Qwen2.5-0.5B-Instruct"),
+                                                 ("/models/mine", "/models/mine")])
+def test_the_adapter_names_its_base_model_by_hub_id_so_peft_and_vllm_can_find_it(base_model, written, tmp_path):
+    _, ours = make_pair("qwen2-tied")
+    inject(ours, LoRASettings(rank=2, alpha=4))
+    save_adapter(ours, str(tmp_path), base_model=base_model)
+    assert json.loads((tmp_path / "adapter_config.json").read_text())["base_model_name_or_path"] == written
