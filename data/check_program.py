@@ -118,9 +118,16 @@ def evaluate(expression: str) -> float:
     return _value(tree.body)
 
 
+def _real(value) -> float:
+    """A finite real number, or ValueError: (-8) ** 0.5 is complex in Python, 1e999 is inf, inf - inf is nan."""
+    if isinstance(value, complex) or not math.isfinite(value):
+        raise ValueError(f"not a finite real number: {value}")
+    return value
+
+
 def _value(node) -> float:
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return float(node.value)
+        return _real(float(node.value))
     if isinstance(node, ast.UnaryOp) and type(node.op) in _OPERATORS:
         return _OPERATORS[type(node.op)](_value(node.operand))
     if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
@@ -128,13 +135,13 @@ def _value(node) -> float:
         if isinstance(node.op, ast.Pow) and abs(right) > MAX_EXPONENT:
             raise ValueError(f"exponent {right} is larger than {MAX_EXPONENT}")
         try:
-            return _OPERATORS[type(node.op)](left, right)
+            return _real(_OPERATORS[type(node.op)](left, right))
         except (ZeroDivisionError, OverflowError) as error:
             raise ValueError(str(error)) from error
     if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS
             and len(node.args) == 1 and not node.keywords):
         try:
-            return _FUNCTIONS[node.func.id](_value(node.args[0]))
+            return _real(_FUNCTIONS[node.func.id](_value(node.args[0])))
         except ValueError as error:  # sqrt of a negative number
             raise ValueError(f"{node.func.id}: {error}") from error
     raise ValueError(f"not allowed in a check: {ast.dump(node)[:60]}")

@@ -91,6 +91,7 @@ def test_the_calculator_knows_sqrt_tan_in_degrees_and_powers():
 @pytest.mark.parametrize("expression", [
     "__import__('os').system('true')", "x + 1", "(1).real", "abs(-2)", "sqrt(4, 2)", "sqrt(x=4)",
     "2 ** 1000", "10 ** 10 ** 10", "1 / 0", "sqrt(-1)", "'2' * 3", "[1][0]", "1 if 2 else 3", "1 +", "True + 1",
+    "(-8) ** 0.5", "1e999", "1e308 * 10 - 1e308 * 10",  # complex, inf, nan: no verdict can come from them
 ])
 def test_the_calculator_refuses_anything_but_arithmetic(expression):
     with pytest.raises(ValueError):
@@ -106,6 +107,9 @@ def test_the_calculator_refuses_anything_but_arithmetic(expression):
     "CHECKS:\ngrip_crush: 3 > crushing 8, crushing 9",  # a mode twice
     "CHECKS:\ngrip_crush: 3 > crushing 0",             # a limit that is not positive
     "CHECKS:\ngrip_crush: 3 > crushing 8\nYES",        # a line that is not a check
+    "CHECKS:\ngrip_crush: (-8) ** 0.5 > crushing 3",   # a complex load (it crashed the scoring)
+    "CHECKS:\ngrip_crush: 3 > crushing (1 - 2) ** 0.5",  # a complex limit
+    "CHECKS:\ngrip_crush: 1e308 * 10 - 1e308 * 10 > crushing 3",  # a nan load (it read as no failure)
 ])
 def test_a_malformed_program_is_unparsed_not_guessed(text):
     assert run_program(text) is None
