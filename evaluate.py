@@ -26,7 +26,7 @@ from common.cli import add_model_arguments, check_model_flags, check_sampling_fl
 from common.errors import PhysloraError
 from common.progress import Log, format_duration
 from common.runs import open_run_dir, resumed_settings
-from evaluation.generation import GenerationSettings, answer_records, resume_outputs
+from evaluation.generation import GenerationSettings, answer_records, resume_outputs_on_rank0
 from evaluation.harness import (fingerprint, group_metrics, judge_outputs, load_eval_records, paired_comparisons,
                                 score_system)
 from evaluation.loglik import choose_option
@@ -115,7 +115,7 @@ def systems_to_run(args) -> dict:
 def answer_with(args, name: str, model_name: str, adapter, records: list, out: str, log: Log) -> tuple:
     """(id -> outputs entry, seconds) of one system, generated (or read back when resuming) into outputs-<name>.jsonl."""
     path = os.path.join(out, f"outputs-{name}.jsonl")
-    finished = resume_outputs(path)
+    finished = resume_outputs_on_rank0(path)
     if len(finished) == len(records):
         log(f"{name}: all {len(records)} answers already in {path}")
         return finished, 0.0
@@ -132,8 +132,10 @@ def answer_with(args, name: str, model_name: str, adapter, records: list, out: s
     questions = [r for r in records if by_loglik and r["task"] == "physics_mcq" and r["id"] not in finished]
     chosen = [{"id": record["id"], "outputs": [choose_option(model, tokenizer, record)], "hit_limit": [False]}
               for record in distributed.shard(questions)]
+    order = {record["id"]: i for i, record in enumerate(questions)}  # the file as one process writes it
+    chosen = sorted(distributed.gather(chosen), key=lambda entry: order[entry["id"]])
     with open(path, "a", encoding="utf-8") as f:
-        f.writelines(json.dumps(entry) + "\n" for entry in distributed.gather(chosen))
+        f.writelines(json.dumps(entry) + "\n" for entry in chosen)
     generated = [r for r in records if not (by_loglik and r["task"] == "physics_mcq")]
     entries = answer_records(model, tokenizer, generated, settings, path)
     seconds = time.perf_counter() - started

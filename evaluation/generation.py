@@ -104,6 +104,12 @@ def resume_outputs(path: str) -> dict:
     return finished
 
 
+def resume_outputs_on_rank0(path: str) -> dict:
+    """`resume_outputs` read by rank 0 alone, given to every process: under torchrun rank 0 may still be appending
+    to the file (multiple-choice answers), and all processes must plan the same batches from the same lines."""
+    return distributed.from_rank0(resume_outputs(path) if distributed.rank() == 0 else None)
+
+
 def answer_batch(model, tokenizer, records: list, prompts: list, batches: list, number: int,
                  settings: GenerationSettings) -> list:
     """The outputs entries of batch `number` (prompts[i]: record i's token ids); its seed depends on its number alone."""
@@ -129,7 +135,7 @@ def answer_records(model, tokenizer, records: list, settings: GenerationSettings
     gathers each round's answers, appends them and returns them all (the others return what they
     read). Each batch is generated as in a single process (same rows, same seed): same answers.
     """
-    finished = resume_outputs(path)
+    finished = resume_outputs_on_rank0(path)
     prompts = [prompt_ids(tokenizer, record) for record in records]
     batches = plan_batches(records, prompts, settings.batch_size)
     pending = [number for number, batch in enumerate(batches) if any(records[i]["id"] not in finished for i in batch)]

@@ -17,16 +17,17 @@ from collections import defaultdict
 from common.chat_api import chat
 from common.errors import PhysloraError
 from data.schema import load_records, split_files
-from evaluation.generation import read_finished
+from evaluation.generation import resume_outputs
 from evaluation.metrics import score_record, summarize
 from evaluation.stats import compare_paired, mean_interval, pass_at_k
 
 JUDGE_SYSTEM = ("You grade answers. Compare the ANSWER with the REFERENCE for the QUESTION and rate its "
                 "correctness and helpfulness from 1 (wrong) to 10 (as good as the reference). "
                 'Reply with JSON: {"score": <1-10>, "reason": "<one sentence>"}.')
-# The first number after "score", else the first number from 1 to 10: invalid JSON cannot crash a run.
-_JUDGE_SCORE = re.compile(r'score"?\s*[:=]\s*"?(\d+(?:\.\d+)?)', re.IGNORECASE)
-_ANY_SCORE = re.compile(r"\b(10|[1-9])(?:\.\d+)?\b")
+# The number after "score", else the reply's first number, kept when in 1-10: invalid JSON cannot crash a run,
+# and "-3" or "0.5 out of 10" are no score rather than a 3 or a 10.
+_JUDGE_SCORE = re.compile(r'score"?\s*[:=]\s*"?(-?\d+(?:\.\d+)?)', re.IGNORECASE)
+_ANY_SCORE = re.compile(r"(?<![\w.])(-?\d+(?:\.\d+)?)")
 PASS_AT = (1, 5, 10)
 
 
@@ -87,7 +88,7 @@ def judge_score(reply: str):
 
 def judge_outputs(records: list, entries: dict, judge: dict, path: str) -> dict:
     """id -> judge score (1-10, None when the reply had none) for instruction records; cached in `path`."""
-    done = read_finished(path)
+    done = resume_outputs(path)  # cuts a reply half-written when a run stopped, or the next one joins it
     api_key = os.environ.get(judge["key_env"], "")
     with open(path, "a", encoding="utf-8") as out:
         for record in records:

@@ -166,6 +166,19 @@ def test_evaluation_with_two_processes_equals_evaluation_with_one(tiny, adapter,
     assert shares[0] and shares[1] and sorted(shares[0] + shares[1]) == sorted(numbers)
 
 
+def test_two_processes_answering_multiple_choice_by_likelihood_and_generating_equal_one(tiny, tmp_path):
+    # Rank 0 writes the likelihood answers and then every process plans the generation from that file: the others
+    # must see what rank 0 read, not a file it is still writing (they once read, and cut, it themselves).
+    questions = [{"id": f"q{i}", "task": "physics_mcq", "split": "test", "prompt": f"Question {i}? A) x B) y",
+                  "target": "Answer: A", "answer": {"choice": "AB"[i % 2], "options": ["x", "y"]}} for i in range(6)]
+    data = write_jsonl(str(tmp_path / "data" / "test.jsonl"), questions + [scenario("test", i) for i in range(6)])
+    flags = ["--model", tiny, "--data", data, "--batch-size", "2", "--max-new-tokens", "4", "--mcq-mode", "loglik"]
+    launch(evaluate.main, [*flags, "--out", str(tmp_path / "two")])
+    evaluate.main([*flags, "--out", str(tmp_path / "one")])
+    for name in ("results.json", "outputs-base.jsonl"):
+        assert (tmp_path / "two" / name).read_text() == (tmp_path / "one" / name).read_text(), name
+
+
 def train_killed_at(argv: list, step: int) -> None:
     """train.main, killed without warning (SIGKILL) as it starts optimizer step `step`."""
     learning_rate = train.learning_rate

@@ -9,7 +9,7 @@ import torch
 import evaluate
 from common.errors import PhysloraError
 from evaluation import generation
-from evaluation.harness import group_metrics, judge_score, paired_comparisons, score_system
+from evaluation.harness import group_metrics, judge_outputs, judge_score, paired_comparisons, score_system
 from evaluation.loglik import option_logliks
 from evaluation.stats import Z_95
 from lora.adapter import LoRASettings, inject, save_adapter
@@ -220,10 +220,24 @@ def test_mcq_in_loglik_mode_generates_nothing(tiny, tmp_path):
     ("Score: 9/10, good", 9.0),
     ("I would give it a 6.", 6.0),
     ('{"score": 42}', None),
+    ("score: -3", None),
+    ("I rate this a 0.5 out of 10", None),
     ("no idea", None),
 ])
 def test_the_judge_score_is_read_by_pattern_so_broken_json_cannot_crash(reply, score):
     assert judge_score(reply) == score
+
+
+def test_a_judge_cache_cut_mid_line_is_resumed_once_and_then_fully_reused(tmp_path):
+    records = [{"id": f"t{i}", "task": "instruction", "prompt": f"Say {i}", "target": f"{i}"} for i in range(3)]
+    entries = {r["id"]: {"outputs": [r["target"]]} for r in records}
+    cache = tmp_path / "judge-base.jsonl"
+    cache.write_text(json.dumps({"id": "t0", "score": 5.0, "reply": "5"}) + '\n{"id": "t1", "sco')  # stopped mid-line
+    with FakeChatServer(lambda prompt: '{"score": 7}') as judge:
+        settings = {"url": judge.url, "model": "j", "key_env": "NO_KEY", "timeout": 10}
+        assert judge_outputs(records, entries, settings, str(cache)) == {"t0": 5.0, "t1": 7.0, "t2": 7.0}
+        assert judge_outputs(records, entries, settings, str(cache)) == {"t0": 5.0, "t1": 7.0, "t2": 7.0}
+    assert len(judge.requests) == 2  # t1 and t2 once: the second call found every score in the cache
 
 
 def test_free_text_answers_are_judged_and_the_mean_reported(tiny, tmp_path):
