@@ -102,6 +102,8 @@ def _is_strict(text: str) -> bool:
 
 _SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
 _SUPERSCRIPT_RUN = re.compile(r"[⁻⁺]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+")
+# The power of a unit (s^-2, s^{2}, s**-2, s⁻²): after a letter or a bracket, never a number of the answer.
+_UNIT_EXPONENT = re.compile(r"(?<=[A-Za-z)])\s*(?:\^|\*\*)\s*\{?[-+]?\d+\}?")
 # "answer" must be followed by is/:/= -- "To answer this, ..." opens many replies.
 _ANSWER_MARKER = re.compile(r"(?:\banswer\s*(?:is\b|[:=])|\\boxed\{|####)", re.IGNORECASE)
 _NUMBER = re.compile(
@@ -128,6 +130,7 @@ def extract_number(text: str) -> float | None:
     """
     text = text.replace("\u2212", "-")
     text = _SUPERSCRIPT_RUN.sub(lambda run: "^" + run.group().translate(_SUPERSCRIPTS), text)
+    text = _UNIT_EXPONENT.sub("", text)
     markers = list(_ANSWER_MARKER.finditer(text))
     if markers:
         after_marker = _NUMBER.search(text, markers[-1].end())
@@ -148,24 +151,24 @@ def _number_value(match: re.Match) -> float:
 
 
 def extract_choice(text: str, letters: str = "ABCD") -> str | None:
-    """The chosen option letter: after the last 'answer is' / 'Answer:' / 'option is', else a
-    line that starts with a bare letter ('B', '(B)', 'B.', 'B) 12 m/s'). Only capitals count:
-    a lowercase 'a' is far more often an article than an answer."""
+    """The chosen option letter: after the last 'answer is' / 'Answer:' / 'option is' (also 'answer is option B'),
+    else the letter every line that starts with a bare letter names ('B', '(B)', 'B.', 'B) 12 m/s'): a reply
+    that lists the options A) … D) names none. Only capitals count: a lowercase 'a' is far more often an
+    article than an answer."""
     if not letters:
         return None
     text = _MARKDOWN.sub("", text)
     letter_class = "[" + re.escape(letters) + "]"
     marked = re.findall(
-        r"(?i:\b(?:answer|option|choice)\s*(?:is\s*:?|:))\s*[(\[]?(" + letter_class + r")(?![\w])",
+        r"(?i:\b(?:answer|option|choice)\s*(?:is\s*:?|:))\s*(?i:(?:option|choice)\s*)?[(\[]?(" + letter_class
+        + r")(?![\w])",
         text,
     )
     if marked:
         return marked[-1]
-    for line in text.splitlines():
-        bare = re.match(r"^\s*[(\[]?(" + letter_class + r")(?:[)\]]|[.:,](?!\w)|\s*$)", line)
-        if bare:
-            return bare.group(1)
-    return None
+    bare = {match.group(1) for line in text.splitlines()
+            if (match := re.match(r"^\s*[(\[]?(" + letter_class + r")(?:[)\]]|[.:,](?!\w)|\s*$)", line))}
+    return bare.pop() if len(bare) == 1 else None
 
 
 # --- code ----------------------------------------------------------------------------------

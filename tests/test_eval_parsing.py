@@ -63,6 +63,10 @@ NUMERIC_OUTPUTS = [
     ("It is .5 kg", 0.5),
     ("Final answer: 6.0e+2 W", 600.0),
     ("To answer this, note v = 9.8 m/s after 1 s, so after 2 s v = 19.6 m/s", 19.6),
+    ("The acceleration is 9.8 m s^-2.", 9.8),       # a unit's power is never the answer
+    ("9.8 m·s⁻²", 9.8),
+    ("a = 9.8 m/s^{2}.", 9.8),
+    ("F = 3 kg m s**-2", 3.0),
 ]
 
 
@@ -88,6 +92,10 @@ MCQ_OUTPUTS = [
     ("A ball dropped from rest... the answer is D", "D"),
     ("Option A is too small.\nThe correct option is C.", "C"),
     ("Answer: **A**\nBecause gravity wins.", "A"),
+    ("The correct answer is option B.", "B"),
+    ("Answer: Option C", "C"),
+    ("The answer is choice (D).", "D"),
+    ("B\nB) 5 m/s, as the slope gives.", "B"),
 ]
 
 
@@ -102,6 +110,7 @@ def test_choice_letter_is_extracted(output, letter):
     "Answer: Because of gravity",  # a word starting with a letter is not a letter
     "I am not sure.",
     "E",  # not among the options A-D
+    "A) 3 m/s\nB) 5 m/s\nC) 7 m/s\nI pick C",  # the options repeated: no line names one letter
 ])
 def test_output_without_a_valid_choice_gives_none(output):
     assert extract_choice(output) is None
