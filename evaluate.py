@@ -42,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a data folder (its test*.jsonl files, see --split) or one .jsonl file of records "
                              "(required unless --resume)")
     parser.add_argument("--split", default="test*",
-                        help="which split files of a data folder: a name (val) or a prefix ending in * "
-                             "(each split is reported separately); default: %(default)s")
+                        help="which split files of a data folder, or which records of one file by their split "
+                             "field: a name (val) or a prefix ending in * (each split is reported separately); "
+                             "default: %(default)s")
     add_model_arguments(parser)
     parser.add_argument("--baseline-model", default=None, metavar="MODEL",
                         help="evaluate this model (without adapter) as the baseline instead of --model, e.g. a "

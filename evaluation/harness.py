@@ -32,30 +32,40 @@ PASS_AT = (1, 5, 10)
 
 
 def load_eval_records(data: str, split_pattern: str, limit, seed: int) -> list:
-    """Records to evaluate: the split files matching `split_pattern` (a prefix ending in *, or a name),
-    at most `limit` per split (a seeded sample kept in file order); every record checked up front."""
+    """Records to evaluate: the split files matching `split_pattern` (a prefix ending in *, or a name), or, from
+    one file, the records whose split field matches it (those without one are all kept); at most `limit` per
+    split (a seeded sample kept in file order); every record checked up front."""
+    def matches(split: str) -> bool:
+        return split.startswith(split_pattern[:-1]) if split_pattern.endswith("*") else split == split_pattern
+
     paths = split_files(data)
     if os.path.isdir(data):
-        prefix = split_pattern.rstrip("*")
-        wanted = [p for p in paths if (os.path.basename(p)[:-6].startswith(prefix) if split_pattern.endswith("*")
-                                      else os.path.basename(p)[:-6] == split_pattern)]
-        if not wanted:
+        paths = [path for path in paths if matches(os.path.basename(path)[:-6])]
+        if not paths:
             raise PhysloraError(f"{data}: no split file matches --split {split_pattern}; "
-                                f"there are {', '.join(os.path.basename(p) for p in paths)}")
-        paths = wanted
+                                f"there are {', '.join(os.path.basename(p) for p in split_files(data))}")
     records = []
     for path in paths:
-        split_records = load_records(path)
-        if not split_records:
+        file_records = load_records(path)
+        if not file_records:
             raise PhysloraError(f"{path}: no records; regenerate the data or pass another --data")
         stem = os.path.basename(path)[:-6]
-        for number, record in enumerate(split_records):
-            record.setdefault("split", stem)
+        for number, record in enumerate(file_records):
             record.setdefault("id", f"{stem}-{number:05d}")
-        if limit is not None and len(split_records) > limit:
-            keep = set(random.Random(seed).sample(range(len(split_records)), limit))
-            split_records = [r for i, r in enumerate(split_records) if i in keep]
-        records += split_records
+        if os.path.isfile(data):
+            present = sorted({r["split"] for r in file_records if "split" in r})
+            file_records = [r for r in file_records if "split" not in r or matches(r["split"])]
+            if not file_records:
+                raise PhysloraError(f"{path}: no record's split matches --split {split_pattern}; its records' splits "
+                                    f"are {', '.join(present)}")
+        by_split = {}
+        for record in file_records:
+            by_split.setdefault(record.setdefault("split", stem), []).append(record)
+        for split_records in by_split.values():
+            if limit is not None and len(split_records) > limit:
+                keep = set(random.Random(seed).sample(range(len(split_records)), limit))
+                split_records = [r for i, r in enumerate(split_records) if i in keep]
+            records += split_records
     seen = set()
     for record in records:
         if record["id"] in seen:

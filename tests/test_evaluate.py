@@ -9,7 +9,8 @@ import torch
 import evaluate
 from common.errors import PhysloraError
 from evaluation import generation
-from evaluation.harness import group_metrics, judge_outputs, judge_score, paired_comparisons, score_system
+from evaluation.harness import (group_metrics, judge_outputs, judge_score, load_eval_records, paired_comparisons,
+                                score_system)
 from evaluation.loglik import option_logliks
 from evaluation.stats import Z_95
 from lora.adapter import LoRASettings, inject, save_adapter
@@ -119,6 +120,18 @@ def test_limit_takes_a_seeded_sample_of_each_split_in_file_order(tiny, data, tmp
     assert not {"test_unseen-0", "test_unseen-1", "test_unseen-2"} <= set(ids)
     reseeded = run(tiny, data, tmp_path / "c", "--limit", "3", "--seed", "1")
     assert [e["id"] for e in reseeded["examples"]] != ids
+
+
+def test_one_file_is_filtered_by_its_records_split_field_and_limited_per_split(tmp_path):
+    records = [scenario("train", i) for i in range(4)] + [scenario("test_seen", i) for i in range(3)] + \
+        [scenario("test_unseen", i) for i in range(3)]
+    path = write_jsonl(str(tmp_path / "all.jsonl"), records[1::2] + records[::2])
+    chosen = load_eval_records(path, "test*", 2, 0)
+    assert sorted(r["split"] for r in chosen) == ["test_seen"] * 2 + ["test_unseen"] * 2
+    assert {r["split"] for r in load_eval_records(path, "train", None, 0)} == {"train"}
+    with pytest.raises(PhysloraError, match=r"all.jsonl: no record's split matches --split val; its records' splits "
+                                            r"are test_seen, test_unseen, train"):
+        load_eval_records(path, "val", None, 0)
 
 
 def test_an_interrupted_evaluation_resumes_to_the_same_results(tiny, adapter, data, tmp_path, monkeypatch):
