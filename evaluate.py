@@ -86,7 +86,7 @@ def parse_settings(argv) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.resume:
-        args = resumed_settings(parser, args, PER_INVOCATION, "evaluate.py")
+        args = resumed_settings(parser, argv, PER_INVOCATION, "evaluate.py")
     elif args.data is None:
         parser.error("--data is required (a data folder or a .jsonl file)")
     if args.temperature is None:

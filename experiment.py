@@ -95,7 +95,7 @@ def parse_settings(argv) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.resume:
-        args = resumed_settings(parser, args, PER_INVOCATION, "experiment.py")
+        args = resumed_settings(parser, argv, PER_INVOCATION, "experiment.py")
     elif args.quick:
         for name, value in QUICK.items():
             if getattr(args, name) == parser.get_default(name):

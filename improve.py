@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_settings(argv) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
-    args = resumed_settings(parser, args, PER_INVOCATION, "improve.py") if args.resume else args
+    args = resumed_settings(parser, argv, PER_INVOCATION, "improve.py") if args.resume else args
     parse_difficulty(args.difficulty)
     for name in AT_LEAST_ONE:
         if getattr(args, name) < 1:

@@ -123,7 +123,7 @@ def parse_settings(argv) -> argparse.Namespace:
     if args.resume:
         if args.overwrite:
             raise PhysloraError("--resume with --overwrite: choose one (continue the run, or replace it)")
-        args = resumed_settings(parser, args, PER_INVOCATION, "train.py")
+        args = resumed_settings(parser, argv, PER_INVOCATION, "train.py")
     check_settings(args)
     return args
 

@@ -60,13 +60,14 @@ def open_run_dir(args: argparse.Namespace, per_invocation: tuple, root: str = RU
     return out
 
 
-def resumed_settings(parser: argparse.ArgumentParser, args: argparse.Namespace, per_invocation: tuple,
-                     command: str) -> argparse.Namespace:
-    """The settings saved in RUN/config.json for `--resume RUN`, with this invocation's `per_invocation` flags.
+def resumed_settings(parser: argparse.ArgumentParser, argv, per_invocation: tuple, command: str) -> argparse.Namespace:
+    """The settings saved in RUN/config.json for `--resume RUN` (in argv), with this invocation's `per_invocation`
+    flags.
 
-    A flag given on the command line that differs from the saved setting is refused: a resumed run
-    must produce what the uninterrupted run would have.
+    A flag given on the command line that differs from the saved setting is refused, even when it gives the
+    flag's default: a resumed run must produce what the uninterrupted run would have.
     """
+    args = parser.parse_args(argv)
     if args.out and os.path.abspath(args.out) != os.path.abspath(args.resume):
         raise PhysloraError(f"--resume {args.resume} with --out {args.out}: a resumed run writes into its own "
                             "folder; drop --out")
@@ -79,8 +80,11 @@ def resumed_settings(parser: argparse.ArgumentParser, args: argparse.Namespace, 
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise PhysloraError(f"--resume {args.resume}: {path} is not a run's config.json ({type(err).__name__}: "
                             f"{err}); was it edited by hand?") from None
-    changed = [name for name, value in vars(args).items() if name not in per_invocation
-               and value != parser.get_default(name) and value != saved.get(name)]
+    # argparse fills in a default only where the namespace lacks the attribute: what stays unset was not given.
+    unset = object()
+    given = vars(parser.parse_args(argv, namespace=argparse.Namespace(**{name: unset for name in vars(args)})))
+    changed = [name for name, value in vars(args).items() if name not in per_invocation and given[name] is not unset
+               and value != saved.get(name, parser.get_default(name))]
     if changed:
         flags = ", ".join("--" + name.replace("_", "-") for name in changed)
         raise PhysloraError(f"--resume {args.resume}: the run's settings come from {path}; drop {flags}")

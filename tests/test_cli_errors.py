@@ -99,9 +99,8 @@ def test_bench_refuses_a_count_below_one(argv, capsys):
 
 def test_resuming_a_run_whose_config_is_corrupt_names_the_file(tmp_path):
     (tmp_path / "config.json").write_text("{bad")
-    args = evaluate.build_parser().parse_args(["--resume", str(tmp_path)])
     with pytest.raises(PhysloraError, match=r"config.json is not a run's config.json \(JSONDecodeError"):
-        resumed_settings(evaluate.build_parser(), args, evaluate.PER_INVOCATION, "evaluate.py")
+        resumed_settings(evaluate.build_parser(), ["--resume", str(tmp_path)], evaluate.PER_INVOCATION, "evaluate.py")
 
 
 @pytest.mark.parametrize("config, message", [

@@ -168,9 +168,12 @@ def test_ctrl_c_names_the_checkpoint_and_resuming_from_it_equals_the_uninterrupt
 
 
 def test_resume_refuses_changed_settings(tiny, data, tmp_path):
-    out = run(tiny, data, tmp_path / "run", "--max-steps", 1)
+    out = run(tiny, data, tmp_path / "run", "--max-steps", 1, "--lr", "1e-3")
     with pytest.raises(PhysloraError, match="settings come from .*config.json; drop --lr"):
         train.main(["--resume", out, "--lr", "0.1"])
+    with pytest.raises(PhysloraError, match="settings come from .*config.json; drop --lr"):
+        train.main(["--resume", out, "--lr", "2e-4"])  # the default, given: refused all the same
+    train.main(["--resume", out, "--lr", "1e-3", "--max-steps", "2"])  # the run's own value is no change
 
 
 def test_a_run_saved_before_a_setting_existed_resumes_with_its_default(tiny, data, tmp_path):
