@@ -23,7 +23,7 @@ import time
 
 from common import distributed
 from common.cli import add_model_arguments, check_model_flags, check_sampling_flags, load_model_from_args, run_main
-from common.errors import PhysloraError
+from common.errors import PhysloraError, interrupted_means
 from common.progress import Log, format_duration
 from common.runs import open_run_dir, resumed_settings
 from evaluation.generation import GenerationSettings, answer_records, resume_outputs_on_rank0
@@ -162,8 +162,11 @@ def main(argv=None) -> dict:
     log(f"data: {len(records)} records from {args.data} ({', '.join(splits)}); output in {out}")
 
     systems, answers, scores, identities, seconds = systems_to_run(args), {}, {}, {}, {}
-    for name, (model_name, adapter) in systems.items():
-        answers[name], seconds[name] = answer_with(args, name, model_name, adapter, records, out, log)
+    # The adapted model answers first: an adapter made for another base model fails when it loads, in seconds,
+    # not after the whole baseline has answered.
+    with interrupted_means(f"python evaluate.py --resume {out} (the answers so far are kept)"):
+        for name, (model_name, adapter) in reversed(systems.items()):
+            answers[name], seconds[name] = answer_with(args, name, model_name, adapter, records, out, log)
     if not rank0:
         return None  # the other processes only answer their share; rank 0 has every answer
     model_hashes = {}

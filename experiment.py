@@ -28,7 +28,7 @@ import generate_data
 import train
 from common import distributed
 from common.cli import add_model_arguments, as_argv, check_model_flags, run_main
-from common.errors import PhysloraError
+from common.errors import PhysloraError, interrupted_means
 from common.progress import format_duration
 from common.runs import open_run_dir, read_timings, resumed_settings, run_stage
 from data.physics_dataset import ANSWER_STYLES
@@ -148,28 +148,29 @@ def main(argv=None) -> str:
     timings_path = os.path.join(out, "timings.json")
     started = time.perf_counter()
 
-    sizes = ["--train", args.train, "--val", args.val, "--test-seen", args.test_seen, "--test-unseen",
-             args.test_unseen]
-    with distributed.rank0_first():  # rank 0 writes the data; the others then find it done
-        run_stage("data", os.path.exists(os.path.join(data, "card.json")), lambda: generate_data.main(
-            as_argv("physics", "--out", data, "--seed", args.seed, "--difficulty", args.difficulty, "--overwrite",
-                    "--answer-style", args.answer_style, *sizes, *(["--contrast"] if args.contrast else []))),
+    with interrupted_means(f"python experiment.py --resume {out}"):  # train.py and evaluate.py would name themselves
+        sizes = ["--train", args.train, "--val", args.val, "--test-seen", args.test_seen, "--test-unseen",
+                 args.test_unseen]
+        with distributed.rank0_first():  # rank 0 writes the data; the others then find it done
+            run_stage("data", os.path.exists(os.path.join(data, "card.json")), lambda: generate_data.main(
+                as_argv("physics", "--out", data, "--seed", args.seed, "--difficulty", args.difficulty, "--overwrite",
+                        "--answer-style", args.answer_style, *sizes, *(["--contrast"] if args.contrast else []))),
+                timings_path)
+
+        train_args = train_argv(args, data)
+
+        def train_stage():  # continue from the last checkpoint, or (re)start: a run without one has nothing to keep
+            checkpoint = distributed.from_rank0(latest_checkpoint(run) if os.path.isdir(run) else None)
+            train.main(as_argv("--resume", run) if checkpoint else as_argv(*train_args, "--out", run, "--overwrite"))
+
+        run_stage("train", os.path.exists(os.path.join(run, "adapter_model.safetensors")), train_stage, timings_path)
+
+        eval_args = evaluate_argv(args, data, run)
+        summary = {}
+        resume_evaluation = distributed.from_rank0(os.path.exists(os.path.join(evaluation, "config.json")))
+        run_stage("evaluate", False, lambda: summary.update(evaluate.main(
+            as_argv("--resume", evaluation) if resume_evaluation else as_argv(*eval_args, "--out", evaluation)) or {}),
             timings_path)
-
-    train_args = train_argv(args, data)
-
-    def train_stage():  # continue from the last checkpoint, or (re)start: a run without one has nothing to keep
-        checkpoint = distributed.from_rank0(latest_checkpoint(run) if os.path.isdir(run) else None)
-        train.main(as_argv("--resume", run) if checkpoint else as_argv(*train_args, "--out", run, "--overwrite"))
-
-    run_stage("train", os.path.exists(os.path.join(run, "adapter_model.safetensors")), train_stage, timings_path)
-
-    eval_args = evaluate_argv(args, data, run)
-    summary = {}
-    resume_evaluation = distributed.from_rank0(os.path.exists(os.path.join(evaluation, "config.json")))
-    run_stage("evaluate", False, lambda: summary.update(evaluate.main(
-        as_argv("--resume", evaluation) if resume_evaluation else as_argv(*eval_args, "--out", evaluation)) or {}),
-        timings_path)
     if not rank0:
         return None  # rank 0 writes the report
 

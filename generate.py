@@ -57,7 +57,8 @@ def build_prompt_ids(tokenizer, text: str, chat: bool, system) -> list:
 
 def main(argv=None):
     args = parse_args(argv)
-    prompts = args.prompts if args.prompts and args.prompts != ["-"] else [sys.stdin.read()]
+    # From stdin, the newline `echo` ends the text with is not part of the prompt (as in the shell's $(...)).
+    prompts = args.prompts if args.prompts and args.prompts != ["-"] else [sys.stdin.read().removesuffix("\n")]
     model, tokenizer = load_model_from_args(args)
     chat = tokenizer.has_chat_template if args.chat is None else args.chat
     if chat and not tokenizer.has_chat_template:

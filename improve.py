@@ -41,7 +41,7 @@ import train
 from common import distributed
 from common.cli import (add_model_arguments, as_argv, check_model_flags, check_sampling_flags, load_model_from_args,
                         run_main)
-from common.errors import PhysloraError
+from common.errors import Interrupted, PhysloraError
 from common.progress import Log, Progress, format_duration
 from common.runs import open_run_dir, read_timings, resumed_settings, run_stage
 from common.svg import write_line_chart
@@ -331,8 +331,8 @@ def main(argv=None, answer=None) -> dict:
     for i in range(len(history), args.iterations + 1):
         try:
             metrics = distributed.from_rank0(run_iteration(args, run, i, problems, answer, history))
-        except KeyboardInterrupt:
-            raise PhysloraError(f"interrupted in iteration {i}; continue with: python improve.py --resume {run}") \
+        except (KeyboardInterrupt, Interrupted):  # train.py's own message would say to resume train.py
+            raise Interrupted(f"interrupted in iteration {i}; continue with: python improve.py --resume {run}") \
                 from None
         history.append(metrics)
         if not rank0:

@@ -36,9 +36,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from common import distributed
 from common.cli import DTYPES, add_model_arguments, check_adapter_folder, check_model_flags, run_main
-from common.errors import PhysloraError
+from common.errors import Interrupted, PhysloraError
 from common.progress import Progress, format_duration
-from common.runs import append_jsonl, new_run_dir, prepare_run_dir, push_to_hub, resumed_settings
+from common.runs import append_jsonl, new_run_dir, prepare_run_dir, push_to_hub, read_jsonl, resumed_settings
 from common.svg import write_line_chart
 from data.batching import PAD_MULTIPLE, collate, evaluation_batches, load_examples, padding_share, training_windows
 from data.schema import split_files
@@ -145,7 +145,7 @@ def check_settings(args) -> None:
     if not 0 <= args.reasoning_share <= 1:
         raise PhysloraError(f"--reasoning-share {args.reasoning_share}: must be in [0, 1]")
     parse_targets(args.targets)
-    if args.init_adapter:
+    if args.init_adapter and not args.resume:  # a resumed run's weights come from its checkpoint
         check_adapter_folder(args.init_adapter)
     if args.dtype == "fp16":
         raise PhysloraError("--dtype fp16: training in fp16 needs loss scaling, which train.py does not do; "
@@ -309,8 +309,7 @@ def main(argv=None):
           f"run folder {run_dir}")
 
     if args.resume:  # forget what was logged after the checkpoint: those steps run again
-        with open(metrics_path) as f:
-            metrics = [m for m in map(json.loads, f) if m["step"] <= state["step"]]
+        metrics = [m for m in read_jsonl(metrics_path) if m["step"] <= state["step"]]
         with open(metrics_path, "w") as f:
             f.writelines(json.dumps(m) + "\n" for m in metrics)
     else:
@@ -383,7 +382,7 @@ def main(argv=None):
                                f"at step {state['best']['step']})")
     except KeyboardInterrupt:
         checkpoint = latest_checkpoint(run_dir)
-        raise PhysloraError(f"interrupted at step {step}; " + (
+        raise Interrupted(f"interrupted at step {step}; " + (
             f"continue from {checkpoint} with: python train.py --resume {run_dir}" if checkpoint else
             f"no checkpoint yet (one every --eval-every {args.eval_every} steps): start again with --overwrite")
         ) from None

@@ -12,6 +12,19 @@ class PhysloraError(Exception):
     """An error caused by the user's input; its message is the whole story."""
 
 
+class Interrupted(PhysloraError):
+    """Ctrl-C, told as how to continue. A command that runs another (experiment.py runs train.py) says its own."""
+
+
+@contextmanager
+def interrupted_means(how_to_continue: str):
+    """Ctrl-C inside the block ends the command with `interrupted; continue with: <how_to_continue>`."""
+    try:
+        yield
+    except (KeyboardInterrupt, Interrupted):
+        raise Interrupted(f"interrupted; continue with: {how_to_continue}") from None
+
+
 @contextmanager
 def user_errors_are_one_line():
     """Wrap a CLI's main(): a PhysloraError becomes `error: <message>` and exit code 2, and so does a

@@ -103,6 +103,18 @@ def read_timings(path: str) -> dict:
         return json.load(f)
 
 
+def read_jsonl(path: str) -> list:
+    """The records of a JSONL file that `append_jsonl` wrote, up to a last line a stopped run left half-written."""
+    records = []
+    with open(path) as f:
+        for line in f:
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                break
+    return records
+
+
 def append_jsonl(path: str, record: dict) -> None:
     """One JSON line more in `path` (metrics.jsonl): a crash loses at most the line being written."""
     with open(path, "a") as f:

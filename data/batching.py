@@ -78,15 +78,23 @@ class Batch:
     padding_tokens: int
 
 
-def chat_prompt_text(tokenizer, prompt: str) -> str:
-    """The prompt as the user turn of the model's chat template, through the assistant header."""
-    return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True)
+def context_of(record: dict) -> list:
+    """The messages before a record's prompt: an imported chat's system message and earlier turns (in meta)."""
+    meta = record.get("meta") or {}
+    system = [{"role": "system", "content": meta["system"]}] if "system" in meta else []
+    return system + list(meta.get("history", []))
 
 
-def prompt_and_target_ids(tokenizer, prompt: str, target: str) -> tuple:
+def chat_prompt_text(tokenizer, prompt: str, context: list = ()) -> str:
+    """The prompt as the user turn of the model's chat template (after the `context` messages), through the
+    assistant header."""
+    return tokenizer.apply_chat_template([*context, {"role": "user", "content": prompt}], add_generation_prompt=True)
+
+
+def prompt_and_target_ids(tokenizer, prompt: str, target: str, context: list = ()) -> tuple:
     """Token ids of the templated prompt (through the assistant header) and of the assistant turn."""
-    user = [{"role": "user", "content": prompt}]
-    prompt_text = chat_prompt_text(tokenizer, prompt)
+    user = [*context, {"role": "user", "content": prompt}]
+    prompt_text = chat_prompt_text(tokenizer, prompt, context)
     conversation = tokenizer.apply_chat_template(user + [{"role": "assistant", "content": target}])
     end = END_OF_TURN[tokenizer.chat_format]
     turn = conversation[len(prompt_text):]
@@ -113,7 +121,8 @@ def encode_records(records: list, tokenizer, max_len: int, reasoning_share: floa
     examples, truncated, dropped, answer_only = [], 0, 0, 0
     cut_rng = random.Random(f"{seed}/answer-lines")
     for record in records:
-        prompt_ids, target_ids = prompt_and_target_ids(tokenizer, record["prompt"], record["target"])
+        context = context_of(record)
+        prompt_ids, target_ids = prompt_and_target_ids(tokenizer, record["prompt"], record["target"], context)
         answer = answer_lines(record["target"])
         cut = answer is not None and cut_rng.random() >= reasoning_share
         if cut:

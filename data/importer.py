@@ -6,7 +6,8 @@ Accepted records (JSON lines, or one JSON array), recognised by their keys:
   completion   {"prompt", "completion"}
   chat         {"messages": [{"role", "content"}, ...]}        the last message is the assistant's
                target and the one before it the user's prompt; earlier ones go to meta.history
-               (a system message to meta.system).
+               (a system message to meta.system), and training and evaluation put them back in
+               the chat template before the prompt (data.batching.context_of).
 
 Outputs that are JSON objects, or strings holding one ('{"explanation": ..., "answer": ...}'), are
 rewritten in the plain-text form the rest of the data set uses ("Explanation: ...\\nAnswer: ..."):
@@ -131,6 +132,9 @@ def normalise(row) -> dict:
             raise ValueError("messages must end with a user message and the assistant's reply")
         if history and history[0]["role"] == "system":
             meta["system"] = as_text(history.pop(0)["content"], "system")
+        if any(m["role"] not in ("user", "assistant") for m in history):
+            raise ValueError("messages before the last two must be user and assistant turns (a system message "
+                             "may come first)")
         if history:
             meta["history"] = [{"role": m["role"], "content": as_text(m["content"], "content")} for m in history]
         prompt, output, output_key = as_text(user["content"], "content"), assistant["content"], "content"

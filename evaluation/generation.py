@@ -20,7 +20,7 @@ from typing import Optional
 
 from common import distributed
 from common.progress import Progress
-from data.batching import chat_prompt_text
+from data.batching import chat_prompt_text, context_of
 from data.check_program import answered_by_program
 from model.sampler import SamplingParams, generate
 
@@ -54,7 +54,7 @@ class GenerationSettings:
 
 def prompt_ids(tokenizer, record: dict) -> list:
     """The record's prompt in the chat template, through the assistant header (as train.py sees it)."""
-    return tokenizer.encode(chat_prompt_text(tokenizer, record["prompt"]))
+    return tokenizer.encode(chat_prompt_text(tokenizer, record["prompt"], context_of(record)))
 
 
 def plan_batches(records: list, prompts: list, batch_size: int) -> list:

@@ -4,6 +4,7 @@ import torch
 
 from data.batching import (Example, collate, encode_records, epoch_plan, evaluation_batches, padding_share,
                            prompt_and_target_ids, training_windows)
+from evaluation import generation
 from model.loss import IGNORE_INDEX, next_token_loss
 from model.tokenizer import Tokenizer
 from tiny_models import TINY, make_pair
@@ -25,6 +26,18 @@ def test_prompt_is_the_generation_prompt_and_target_ends_with_the_end_of_turn_to
     assert prompt_ids == tokenizer.encode(tokenizer.apply_chat_template(user, add_generation_prompt=True))
     end_of_turn = "<|im_end|>" if tokenizer.chat_format == "chatml" else "<|eot_id|>"
     assert tokenizer.decode(target_ids, skip_special_tokens=False) == "YES, tipping" + end_of_turn
+
+
+def test_an_imported_chats_system_message_and_earlier_turns_come_before_its_prompt(tokenizer):
+    history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
+    record = {"prompt": "Define work.", "target": "Force times displacement.",
+              "meta": {"system": "You are a physics tutor.", "history": history}}
+    conversation = [{"role": "system", "content": "You are a physics tutor."}, *history,
+                    {"role": "user", "content": "Define work."}]
+    expected = tokenizer.encode(tokenizer.apply_chat_template(conversation, add_generation_prompt=True))
+    example = encode_records([record], tokenizer, max_len=512).examples[0]
+    assert example.input_ids[:example.prompt_length] == expected
+    assert generation.prompt_ids(tokenizer, record) == expected  # evaluation sees what training saw
 
 
 def test_labels_are_ignored_on_every_prompt_and_padding_position(tokenizer):

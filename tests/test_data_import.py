@@ -48,6 +48,14 @@ def test_chat_keeps_the_last_exchange_and_moves_system_and_history_to_meta():
                                              {"role": "assistant", "content": "Hello!"}]
 
 
+def test_a_chat_whose_earlier_turns_are_not_user_or_assistant_is_refused(tmp_path):
+    messages = [{"role": "user", "content": "2+2?"}, {"role": "tool", "content": "4"},
+                {"role": "user", "content": "So?"}, {"role": "assistant", "content": "4"}]
+    (tmp_path / "chat.jsonl").write_text(json.dumps({"messages": messages}) + "\n")
+    with pytest.raises(PhysloraError, match="chat.jsonl:1: messages before the last two must be user and assistant"):
+        importer.import_file(str(tmp_path / "chat.jsonl"), 0, 0.0, 0.0, False)
+
+
 def test_stringified_json_outputs_take_the_data_sets_plain_text_form_and_are_counted():
     records, card = imported("stringified.jsonl")
     targets = {r["prompt"]: r["target"] for r in records}

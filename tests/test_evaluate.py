@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import evaluate
-from common.errors import PhysloraError
+from common.errors import Interrupted, PhysloraError
 from evaluation import generation
 from evaluation.harness import (group_metrics, judge_outputs, judge_score, load_eval_records, paired_comparisons,
                                 score_system)
@@ -162,6 +162,16 @@ def test_an_interrupted_evaluation_resumes_to_the_same_results(tiny, adapter, da
     assert f"(5 already answered in {out / 'outputs-lora.jsonl'}, kept)" in open(out / "eval.log").read()
 
 
+def test_ctrl_c_says_how_to_resume_in_one_line(tiny, data, tmp_path, monkeypatch):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(generation, "answer_batch", interrupted)
+    out = tmp_path / "out"
+    with pytest.raises(Interrupted, match=f"^interrupted; continue with: python evaluate.py --resume {out} "
+                                          r"\(the answers so far are kept\)$"):
+        run(tiny, data, out)
+
+
 def test_resume_refuses_changed_settings(tiny, data, tmp_path):
     run(tiny, data, tmp_path / "out", "--split", "test_seen")
     with pytest.raises(PhysloraError, match="drop --limit"):
@@ -203,6 +213,7 @@ def test_an_adapter_for_another_base_model_is_a_clear_error(tiny, data, tmp_path
     save_adapter(other, str(tmp_path / "other-adapter"), base_model="llama-head-dim-32")
     with pytest.raises(PhysloraError, match="was it trained on another model"):
         run(tiny, data, tmp_path / "out", "--adapter", str(tmp_path / "other-adapter"), "--split", "test_seen")
+    assert not (tmp_path / "out" / "outputs-base.jsonl").exists()  # found before the baseline answered
 
 
 def test_loglik_scores_each_option_as_its_own_unpadded_forward_pass(tiny):

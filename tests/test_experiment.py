@@ -5,6 +5,9 @@ import os
 import pytest
 
 import experiment
+import train
+from common.errors import Interrupted
+from tiny_models import write_tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +46,12 @@ def test_a_finished_experiment_resumes_without_redoing_any_stage(quick, capsys):
     assert "base: all 24 answers already in" in printed and "lora: all 24 answers already in" in printed
     after = open(report_path).read()
     assert after.split("| system |")[1].split("## Settings")[0] == before.split("| system |")[1].split("## Settings")[0]
+
+
+def test_ctrl_c_in_training_says_to_resume_the_experiment_not_train_py(tmp_path, monkeypatch):
+    def interrupted(step, *rest):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(train, "learning_rate", interrupted)
+    out = tmp_path / "experiment"
+    with pytest.raises(Interrupted, match=f"^interrupted; continue with: python experiment.py --resume {out}$"):
+        experiment.main(["--quick", "--model", write_tiny_model(tmp_path / "tiny"), "--out", str(out)])

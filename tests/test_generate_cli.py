@@ -61,3 +61,10 @@ def test_graph_decoding_on_cpu_is_a_one_line_error(smollm2_gguf):
     assert result.stderr.strip().splitlines() == [
         "error: decoding with a CUDA graph needs the model on a CUDA device, not cpu: move it to CUDA or "
         "decode eagerly"]
+
+
+def test_a_prompt_on_stdin_loses_the_newline_echo_ends_it_with(smollm2_gguf):
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "generate.py"), "--model", smollm2_gguf, "--raw",
+                             "--max-new-tokens", "1", "--jsonl"], input="The capital of France is\n",
+                            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert json.loads(result.stdout)["prompt"] == "The capital of France is"

@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import shutil
 
 import peft
 import pytest
@@ -140,6 +141,22 @@ def test_three_steps_then_resume_equals_six_steps(tiny, tmp_path):
     assert len(records(stopped)) == len(records(straight)) + 1
     a, b = (load_file(os.path.join(run_dir, "adapter_model.safetensors")) for run_dir in (straight, stopped))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_metrics_line_left_half_written_by_a_killed_run_is_dropped_on_resume(tiny, data, tmp_path):
+    out = run(tiny, data, tmp_path / "run", "--max-steps", 2, "--eval-every", 1)
+    with open(os.path.join(out, "metrics.jsonl"), "a") as f:
+        f.write('{"step": 3, "epo')  # killed while writing step 3's line
+    train.main(["--resume", out, "--max-steps", "3"])
+    assert sorted(metrics(out)) == [1, 2, 3]
+
+
+def test_resuming_a_run_started_from_an_adapter_does_not_need_that_adapter_any_more(tiny, data, tmp_path):
+    first = run(tiny, data, tmp_path / "first", "--max-steps", 1)
+    out = run(tiny, data, tmp_path / "run", "--max-steps", 1, "--init-adapter", first)
+    shutil.rmtree(first)  # the checkpoint holds the weights
+    train.main(["--resume", out, "--max-steps", "2"])
+    assert sorted(metrics(out)) == [1, 2]
 
 
 def test_ctrl_c_names_the_checkpoint_and_resuming_from_it_equals_the_uninterrupted_run(tiny, data, tmp_path,
