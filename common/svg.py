@@ -21,7 +21,8 @@ def nice_ticks(low: float, high: float, intervals: int = 5) -> list:
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw * (1 - 1e-9))
     first, last = math.floor(low / step + 1e-9), math.ceil(high / step - 1e-9)
-    return [round(i * step, 12) for i in range(first, last + 1)]
+    digits = max(0, -math.floor(math.log10(step))) + 3  # enough to print i·step without float dust, never fewer
+    return [round(i * step, digits) for i in range(first, last + 1)]
 
 
 def _range(values) -> tuple:

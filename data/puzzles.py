@@ -245,6 +245,9 @@ def parse_difficulty(text: str) -> tuple:
     return low, high
 
 
+MAX_DRAWS = 50_000  # per test case: a split's share of the few inputs an easy level has can be empty
+
+
 def generate(sizes: dict, seed: int, difficulty: tuple, cases: int) -> tuple:
     if cases < 1:
         raise PhysloraError(f"--cases {cases}: need at least one test case per problem")
@@ -255,8 +258,13 @@ def generate(sizes: dict, seed: int, difficulty: tuple, cases: int) -> tuple:
         records = []
         for index in range(size):
             task, level = tasks[index % len(tasks)], rng.randint(*difficulty)
-            tests = []
+            tests, draws = [], 0
             while len(tests) < cases:
+                draws += 1
+                if draws > MAX_DRAWS * cases:
+                    raise PhysloraError(f"{split}: no new {task} test case of difficulty {level} belongs to this split "
+                                        f"(each input's split is a hash share, and that level has few inputs); make "
+                                        f"the split sizes less lopsided or raise the lowest --difficulty")
                 text, output = make_case(task, rng, level)
                 # The first case divides: otherwise Python's eval() (true division) would pass many problems.
                 divides = task == "puzzle_brackets" or tests or "/" in text

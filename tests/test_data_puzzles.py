@@ -146,3 +146,11 @@ def test_difficulty_accepts_a_level_or_a_range(text, parsed):
 def test_a_bad_difficulty_is_a_user_error(text):
     with pytest.raises(PhysloraError, match="--difficulty"):
         puzzles.parse_difficulty(text)
+
+
+def test_a_split_that_no_easy_input_hashes_into_stops_with_a_message_instead_of_looping(monkeypatch):
+    monkeypatch.setattr(puzzles, "MAX_DRAWS", 2_000)  # the same search, cut sooner
+    # With seed 0 none of the 90 dividing difficulty-1 arithmetic inputs hashes into a val of 2 in 204.
+    with pytest.raises(PhysloraError, match="val: no new puzzle_arithmetic test case of difficulty 1 belongs to this "
+                                            "split"):
+        puzzles.generate({"train": 200, "val": 2, "test": 2}, 0, (1, 1), 5)

@@ -140,6 +140,8 @@ def test_the_curriculum_raises_the_difficulty_once_train_pass_at_1_reaches_the_t
     ([0.0, 0.10, 0.12, 0.30], False),   # the first step was not flat
     ([0.0, 0.01, 0.15], False),         # only one flat iteration before the jump
     ([0.0, 0.01, 0.02, 0.14], False),   # a jump of 12 points is not enough
+    ([4 / 20, 4 / 20, 4 / 20, 7 / 20], True),      # exactly 15 points (0.14999999999999997 as fractions)
+    ([4 / 20, 5 / 20, 5 / 20, 9 / 20], False),     # a move of exactly 5 points is not flat
 ])
 def test_grokking_is_a_jump_of_15_points_in_val_pass_at_1_after_two_flat_iterations(history, flagged):
     assert improve.grokking(history) is flagged

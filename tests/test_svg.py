@@ -14,9 +14,10 @@ NS = {"svg": "http://www.w3.org/2000/svg"}
     (1, 263, [0, 100, 200, 300]),
     (0, 9, [0, 2, 4, 6, 8, 10]),
     (0.0123, 0.0391, [0.01, 0.02, 0.03, 0.04]),
+    (0.3e-12, 1.3e-12, [0.2e-12, 0.4e-12, 0.6e-12, 0.8e-12, 1.0e-12, 1.2e-12, 1.4e-12]),  # once cut at 1e-12
 ])
 def test_ticks_are_round_numbers_covering_the_range(low, high, ticks):
-    assert nice_ticks(low, high) == pytest.approx(ticks)
+    assert nice_ticks(low, high) == pytest.approx(ticks, rel=1e-9, abs=0)
 
 
 def polylines(svg_text):
