@@ -22,6 +22,7 @@ import random
 import time
 
 from common import distributed
+from common.chat_api import check_reachable
 from common.cli import add_model_arguments, check_model_flags, check_sampling_flags, load_model_from_args, run_main
 from common.errors import PhysloraError, interrupted_means
 from common.progress import Log, format_duration
@@ -151,6 +152,8 @@ def main(argv=None) -> dict:
     (on rank 0; None on the other processes under torchrun)."""
     args = parse_settings(argv)
     check_model_flags(args)  # here, not in parse_settings: experiment.py checks its flags before the adapter exists
+    if args.judge_url:
+        check_reachable(args.judge_url, "--judge-url")  # now, not after every answer is generated
     distributed.start(args.device)  # under torchrun: join the other processes (see common/distributed.py)
     rank0 = distributed.rank() == 0
     started = time.perf_counter()

@@ -16,6 +16,18 @@ def chat_url(url: str) -> str:
     return url if url.endswith("/chat/completions") else url + "/chat/completions"
 
 
+def check_reachable(url: str, flag: str, timeout: float = 10.0) -> None:
+    """Refuse an endpoint nothing answers at, before the work whose results it must grade. Any HTTP answer to a
+    GET (405, 404, ...) means a server is there."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(chat_url(url), method="GET"), timeout=timeout):
+            pass
+    except urllib.error.HTTPError:
+        pass
+    except (urllib.error.URLError, TimeoutError, OSError) as err:
+        raise PhysloraError(f"{flag} {url}: cannot reach the server ({err}); is it running?") from None
+
+
 def chat(url: str, model: str, api_key: str, system: str, prompt: str, timeout: float, flag: str) -> str:
     """The reply text; HTTP and network failures become one-line user errors."""
     body = json.dumps({"model": model, "temperature": 0,

@@ -129,6 +129,14 @@ def test_evaluate_refuses_a_missing_adapter_before_answering_and_leaves_no_folde
     assert not (tmp_path / "results").exists()
 
 
+def test_evaluate_refuses_an_unreachable_judge_before_answering(tiny, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(evaluate, "answer_with", lambda *a, **k: pytest.fail("answered before checking the judge"))
+    with pytest.raises(PhysloraError, match="--judge-url http://127.0.0.1:9/v1: cannot reach the server"):
+        evaluate.main(["--model", tiny, "--data", "data_out/any", "--judge-url", "http://127.0.0.1:9/v1",
+                       "--judge-model", "j"])
+
+
 def test_an_adapter_folder_without_weights_is_refused(tmp_path):
     (tmp_path / "adapter_config.json").write_text(json.dumps(
         {"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj"]}))
