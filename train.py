@@ -249,7 +249,7 @@ def main(argv=None):
     if args.batch_size < world:
         raise PhysloraError(f"--batch-size {args.batch_size}: the rows of each micro-batch are shared among the "
                             f"{world} processes; use at least {world} (a multiple of {world} keeps all busy)")
-    run_dir = distributed.from_rank0(args.out or new_run_dir())
+    run_dir = distributed.from_rank0((args.out or new_run_dir()) if rank0 else None)
     if not args.resume and rank0:  # rank 0 alone writes the run folder; the others log to /dev/null
         prepare_run_dir(run_dir, args.overwrite)  # refused now if it holds another run, created with config.json
     metrics_path = os.path.join(run_dir, "metrics.jsonl") if rank0 else os.devnull

@@ -7,6 +7,7 @@ a five-step dry run must never silently replace a finished training run.
 """
 import argparse
 import datetime
+import itertools
 import json
 import os
 import shutil
@@ -23,18 +24,22 @@ ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 
 def new_run_dir(root: str = RUNS_ROOT, prefix: str = "") -> str:
-    """runs/<prefix><YYYYmmdd-HHMMSS>, with -2, -3, … if that second is taken."""
+    """A new, empty runs/<prefix><YYYYmmdd-HHMMSS>, with -2, -3, … if that second is taken. Made here: two runs
+    started in the same second (a sweep) must not both pick a free name and then share it."""
     stamp = prefix + datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path, n = os.path.join(root, stamp), 1
-    while os.path.exists(path):
-        n += 1
-        path = os.path.join(root, f"{stamp}-{n}")
-    return path
+    os.makedirs(root, exist_ok=True)
+    for n in itertools.count(1):
+        path = os.path.join(root, stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            os.mkdir(path)
+            return path
+        except FileExistsError:
+            continue
 
 
 def prepare_run_dir(out: str, overwrite: bool, has_overwrite_flag: bool = True) -> None:
     """Check `out` for a new run: a non-empty one is refused unless `overwrite` (then our files go). The caller
-    creates it when it writes the first file, so a run that fails before that (bad data) leaves no folder."""
+    creates a --out folder when it writes the first file, so a run that fails before that (bad data) leaves none."""
     if os.path.exists(out) and not os.path.isdir(out):
         raise PhysloraError(f"--out {out}: is a file; pass a folder")
     existing = sorted(os.listdir(out)) if os.path.isdir(out) else []

@@ -290,3 +290,18 @@ def test_help_renders_and_every_flag_shows_its_default():
     for action in parser._actions:
         if action.option_strings and action.help and action.default not in (None, False, "==SUPPRESS=="):
             assert "default" in action.help, action.option_strings
+
+
+def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path, monkeypatch):
+    import datetime
+
+    from common import runs
+
+    class FrozenClock(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2026, 12, 1, 12, 0, 0)
+    monkeypatch.setattr(runs.datetime, "datetime", FrozenClock)
+    first, second = runs.new_run_dir(str(tmp_path)), runs.new_run_dir(str(tmp_path))
+    assert (os.path.basename(first), os.path.basename(second)) == ("20261201-120000", "20261201-120000-2")
+    assert os.path.isdir(first) and os.path.isdir(second)  # taken when named, not when the run first writes
