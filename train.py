@@ -26,8 +26,6 @@ import json
 import math
 import os
 import platform
-import resource
-import sys
 import time
 from contextlib import nullcontext
 
@@ -37,6 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 from common import distributed
 from common.cli import DTYPES, add_model_arguments, check_adapter_folder, check_model_flags, run_main
 from common.errors import Interrupted, PhysloraError
+from common.memory import peak_memory_mib
 from common.progress import Progress, format_duration
 from common.runs import append_jsonl, new_run_dir, prepare_run_dir, push_to_hub, read_jsonl, resumed_settings
 from common.svg import write_line_chart
@@ -219,13 +218,6 @@ def evaluate(model, examples: list, batch_size: int, pad_id: int, device, pad_mu
         targets += batch.target_tokens
     model.train()
     return distributed.total(total) / distributed.total(targets)
-
-
-def peak_memory_mib(device: str) -> float:
-    if str(device).startswith("cuda"):
-        return torch.cuda.max_memory_allocated() / 2**20
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # the process's peak RSS: KiB on Linux, bytes on macOS
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
 def stop(what: str, value: float, step: int, run_dir: str, args) -> PhysloraError:

@@ -1,4 +1,5 @@
-"""Hand the heap's free pages back to the operating system, so that they stop counting as the process's memory.
+"""Process memory: hand the heap's free pages back to the operating system, so that they stop counting as the
+process's memory, and read the peak a run reports (`peak_memory_mib`).
 
 torch allocates CPU tensors with posix_memalign(64, n), and glibc serves that from a free block of at
 least n + 96 bytes: a freed tensor leaves a block that the next tensor of the same size never reuses.
@@ -9,7 +10,10 @@ reuses one faults its pages in again). Where there is no glibc (macOS, musl), no
 """
 import ctypes
 import functools
+import resource
 import sys
+
+import torch
 
 
 @functools.cache
@@ -27,3 +31,11 @@ def release_free_heap() -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+def peak_memory_mib(device: str) -> float:
+    """The most memory the process has held: CUDA tensors on a GPU, the peak RSS on a CPU."""
+    if str(device).startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10

@@ -108,16 +108,19 @@ def read_timings(path: str) -> dict:
         return json.load(f)
 
 
+def jsonl_entries(lines):
+    """(record, line) for each line of a JSONL file, up to a half-written one (a run stopped while appending it)."""
+    for line in lines:
+        try:
+            yield json.loads(line), line
+        except ValueError:
+            return
+
+
 def read_jsonl(path: str) -> list:
     """The records of a JSONL file that `append_jsonl` wrote, up to a last line a stopped run left half-written."""
-    records = []
-    with open(path) as f:
-        for line in f:
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                break
-    return records
+    with open(path, "rb") as f:
+        return [record for record, _ in jsonl_entries(f)]
 
 
 def append_jsonl(path: str, record: dict) -> None:

@@ -20,6 +20,7 @@ from typing import Optional
 
 from common import distributed
 from common.progress import Progress
+from common.runs import jsonl_entries
 from data.batching import chat_prompt_text, context_of
 from data.check_program import answered_by_program
 from model.sampler import SamplingParams, generate
@@ -70,32 +71,15 @@ def plan_batches(records: list, prompts: list, batch_size: int) -> list:
     return batches + ([current] if current else [])
 
 
-def _entries(lines):
-    """(entry, line) for each line of an outputs file, up to a half-written one (the run stopped while writing
-    it; its batch runs again)."""
-    for line in lines:
-        try:
-            yield json.loads(line), line
-        except ValueError:
-            return
-
-
-def read_finished(path: str) -> dict:
-    """id -> line of a (possibly interrupted) outputs file; a half-written last line is ignored."""
-    if not os.path.exists(path):
-        return {}
-    with open(path, "rb") as f:
-        return {entry["id"]: entry for entry, _ in _entries(f)}
-
-
 def resume_outputs(path: str) -> dict:
-    """`read_finished`, cutting a half-written last line off the file as it reads: the lines appended next must
-    start on a line of their own, or the first of them would be lost to the next read as well."""
+    """id -> entry of a (possibly interrupted) outputs file, cutting a half-written last line off the file as it
+    reads: the lines appended next must start on a line of their own, or the first of them would be lost to the
+    next read as well."""
     finished, whole = {}, 0
     if not os.path.exists(path):
         return finished
     with open(path, "rb+") as f:
-        for entry, line in _entries(f):
+        for entry, line in jsonl_entries(f):
             if not line.endswith(b"\n"):
                 break
             finished[entry["id"]] = entry

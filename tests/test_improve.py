@@ -8,6 +8,7 @@ import pytest
 
 import improve
 from common.errors import PhysloraError
+from common.runs import read_jsonl
 from data.puzzles import generate
 from evaluation import generation
 from tiny_models import write_tiny_model
@@ -227,7 +228,8 @@ def test_an_interrupted_tiny_run_resumes_to_the_same_metrics(tiny, tmp_path, mon
         [{k: v for k, v in m.items() if k != "seconds"} for m in whole]
     assert list(sampled) == [1, 2]  # the finished batch is kept, the half-written one redone
     # ... and redone exactly as in the uninterrupted run: the metrics alone would not show other samples.
-    whole_samples = generation.read_finished(os.path.join(whole_run["run"], "iter-2", "samples.jsonl"))
+    samples_path = os.path.join(whole_run["run"], "iter-2", "samples.jsonl")
+    whole_samples = {entry["id"]: entry for entry in read_jsonl(samples_path)}
     assert [entry for entries in sampled.values() for entry in entries] == \
         [whole_samples[entry["id"]] for entries in sampled.values() for entry in entries]
 
