@@ -2,10 +2,18 @@
 
 Anything a user can get wrong (a path, a file, a flag, a record) raises `PhysloraError`
 with one line that names the culprit and says what to do. The command-line entry points
-print that line and exit with status 2 instead of showing a traceback from deep inside torch.
+print that line and exit with status 2 instead of showing a traceback from deep inside torch;
+under torchrun, once, not once per process.
 """
+import os
 import sys
+import time
 from contextlib import contextmanager
+
+# Under torchrun every process usually meets the same bad input. Rank 0 says it, and the launcher stops
+# the other processes (SIGTERM) within its 0.1 s polling interval of a process failing; a process that is
+# still alive after this wait met an error of its own (its GPU, say), which it then says with its rank.
+OTHER_RANKS_WAIT_S = 2.0
 
 
 class PhysloraError(Exception):
@@ -32,11 +40,18 @@ def user_errors_are_one_line():
     try:
         yield
     except PhysloraError as err:
-        print(f"error: {err}", file=sys.stderr)
+        _say(str(err))
         sys.exit(2)
     except OSError as err:
         if err.filename is None:  # not about a path the user gave: a real failure, keep its traceback
             raise
-        print(f"error: {err.filename}: {err.strerror}; check the path, its parent folders and their permissions",
-              file=sys.stderr)
+        _say(f"{err.filename}: {err.strerror}; check the path, its parent folders and their permissions")
         sys.exit(2)
+
+
+def _say(message: str) -> None:
+    rank = int(os.environ.get("RANK", "0"))  # set by torchrun; read here since the process group may not exist yet
+    if rank > 0:
+        time.sleep(OTHER_RANKS_WAIT_S)
+        message = f"(rank {rank}) {message}"
+    print(f"error: {message}", file=sys.stderr)

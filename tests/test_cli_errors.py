@@ -1,6 +1,8 @@
 """Bad command-line input stops with one line naming the flag, file or path and what to do, before any work."""
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -11,11 +13,14 @@ import experiment
 import generate
 import improve
 import train
+from common import errors
 from common.cli import check_adapter_folder, check_device
 from common.errors import PhysloraError, user_errors_are_one_line
 from common.runs import resumed_settings
 from lora.adapter import read_adapter_settings
 from tiny_models import write_tiny_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +160,21 @@ def test_an_unknown_model_is_refused_before_any_data_or_folder_is_made(command, 
 def test_train_refuses_a_missing_init_adapter_before_loading_the_model(tiny, tmp_path):
     with pytest.raises(PhysloraError, match="nowhere: no adapter_config.json"):
         train.parse_settings(["--model", tiny, "--init-adapter", str(tmp_path / "nowhere")])
+
+
+def test_under_torchrun_a_bad_flag_every_process_meets_is_said_once(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "train.py", "--lr", "nan", "--out", str(tmp_path / "run")], cwd=ROOT, capture_output=True,
+                          text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode != 0
+    assert [line for line in done.stderr.splitlines() if line.startswith("error:")] == [
+        "error: --lr nan and --alpha 16.0: both must be > 0"]
+
+
+def test_an_error_of_another_rank_alone_is_said_with_its_rank(monkeypatch, capsys):
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setattr(errors, "OTHER_RANKS_WAIT_S", 0)
+    with pytest.raises(SystemExit) as stop, user_errors_are_one_line():
+        raise PhysloraError("process 3 of this machine has no GPU")
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == "error: (rank 3) process 3 of this machine has no GPU\n"
