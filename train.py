@@ -296,8 +296,9 @@ def main(argv=None):
         print(f"data {name}: {report['examples']} examples from {report['path']} ({report['truncated']} prompts "
               f"truncated to --max-len {args.max_len}, {report['dropped']} targets too long and left out, "
               f"{report['answer_only']} cut after their answer lines)")
-    print(f"plan: {total_steps} steps ({args.epochs} epochs) of {args.grad_accum} micro-batches × {args.batch_size} "
-          f"{'packed ' if args.pack else ''}rows, warmup {warmup}, padding {plan_padding:.1%} of tokens; "
+    print(f"plan: {total_steps} steps over --epochs {args.epochs}, each step --grad-accum × --batch-size = "
+          f"{args.grad_accum} × {args.batch_size} {'packed ' if args.pack else ''}rows, warmup {warmup}, "
+          f"padding {plan_padding:.1%} of tokens; "
           f"run folder {run_dir}")
 
     if args.resume:  # forget what was logged after the checkpoint: those steps run again
