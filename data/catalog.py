@@ -6,6 +6,12 @@ A material with no crush strength is rigid (no gripper here can crush it); one w
 impact speed survives every drop in these scenarios.
 Shapes: box, upright_cylinder, sphere, lying_cylinder. Dimensions are SI metres: for a sphere
 width = height = diameter; for a lying cylinder height is the diameter and width the length.
+
+A rolling object carries kinetic energy ½·m·v²·(1 + k), k = I / (m·r²): 2/5 for a solid ball,
+1/2 for a solid cylinder, 2/3 for a thin spherical shell, about 1 for a thin tube; for a shell of
+inner/outer radius x, 2/5·(1 − x⁵)/(1 − x³) (sphere) or (1 + x²)/2 (cylinder). A drink lying in a
+rolling bottle or can barely turns with it (the classic full-can-rolls-faster demonstration), so
+only the container's share of the mass counts.
 """
 from dataclasses import dataclass
 from typing import Optional
@@ -31,6 +37,7 @@ class ObjectKind:
     width_m: tuple
     com_fraction: tuple = (0.45, 0.55)   # centre-of-mass height / height
     fill: Optional[tuple] = None         # open containers of liquid: fraction filled
+    inertia: Optional[float] = None      # round objects: k = I / (m·r²) of the parts that turn as it rolls
 
     @property
     def is_round(self) -> bool:
@@ -113,26 +120,39 @@ OBJECTS = (
                HARD_PLASTIC, (0.6, 2.0), (0.18, 0.25), (0.09, 0.13), CONTAINER_COM, (0.4, 0.98)),
     ObjectKind("vase", ("vase of flowers", "glass vase with water", "flower vase"), "vase", UPRIGHT, GLASS,
                (0.5, 2.0), (0.2, 0.35), (0.08, 0.15), CONTAINER_COM, (0.4, 0.98)),
-    ObjectKind("tennis_ball", ("tennis ball",), "ball", SPHERE, RUBBER, (0.056, 0.06), (0.065, 0.068), (0.065, 0.068)),
-    ObjectKind("orange", ("orange", "ripe orange"), "orange", SPHERE, FRUIT, (0.12, 0.25), (0.07, 0.09), (0.07, 0.09)),
+    # k: a rubber shell 3 mm thick, x ≈ 0.9
+    ObjectKind("tennis_ball", ("tennis ball",), "ball", SPHERE, RUBBER,
+               (0.056, 0.06), (0.065, 0.068), (0.065, 0.068), inertia=0.6),
+    # k: a solid ball
+    ObjectKind("orange", ("orange", "ripe orange"), "orange", SPHERE, FRUIT,
+               (0.12, 0.25), (0.07, 0.09), (0.07, 0.09), inertia=0.4),
+    # k: a solid ball
     ObjectKind("billiard_ball", ("billiard ball", "pool ball"), "ball", SPHERE, RESIN,
-               (0.16, 0.17), (0.057, 0.057), (0.057, 0.057)),
+               (0.16, 0.17), (0.057, 0.057), (0.057, 0.057), inertia=0.4),
+    # k: raw: the shell (~11% of the mass, a thin shell) turns, the insides barely
     ObjectKind("egg", ("egg", "raw egg", "chicken egg"), "egg", SPHERE, EGGSHELL,
-               (0.05, 0.07), (0.04, 0.045), (0.04, 0.045)),
+               (0.05, 0.07), (0.04, 0.045), (0.04, 0.045), inertia=0.07),
+    # k: a thin glass shell
     ObjectKind("bauble", ("glass bauble", "glass Christmas ornament", "glass ornament"), "bauble", SPHERE,
-               THIN_GLASS, (0.02, 0.08), (0.06, 0.1), (0.06, 0.1)),
+               THIN_GLASS, (0.02, 0.08), (0.06, 0.1), (0.06, 0.1), inertia=0.67),
+    # k: a solid ball
     ObjectKind("steel_ball", ("steel ball", "solid steel sphere", "steel ball bearing"), "ball", SPHERE, STEEL,
-               (0.1, 2.0), (0.03, 0.08), (0.03, 0.08)),
+               (0.1, 2.0), (0.03, 0.08), (0.03, 0.08), inertia=0.4),
+    # k: a solid cylinder
     ObjectKind("rolling_pin", ("rolling pin", "wooden rolling pin"), "rolling pin", LYING, WOOD,
-               (0.3, 0.8), (0.05, 0.06), (0.3, 0.45)),
+               (0.3, 0.8), (0.05, 0.06), (0.3, 0.45), inertia=0.5),
+    # k: a tube, its wall a tenth of the radius: x ≈ 0.9
     ObjectKind("steel_pipe", ("steel pipe", "length of steel pipe", "metal tube"), "pipe", LYING, STEEL,
-               (0.5, 4.0), (0.03, 0.08), (0.3, 1.0)),
+               (0.5, 4.0), (0.03, 0.08), (0.3, 1.0), inertia=0.9),
+    # k: paper around a cardboard core, x ≈ 0.35
     ObjectKind("paper_towel_roll", ("paper towel roll", "roll of kitchen paper"), "roll", LYING, SOFT_PAPER,
-               (0.1, 0.3), (0.1, 0.12), (0.2, 0.28)),
+               (0.1, 0.3), (0.1, 0.12), (0.2, 0.28), inertia=0.56),
+    # k: the glass, ~40% of the mass, turns; the wine barely
     ObjectKind("bottle_on_side", ("wine bottle lying on its side", "glass bottle lying on its side"), "bottle",
-               LYING, GLASS, (0.8, 1.5), (0.07, 0.08), (0.28, 0.33)),
+               LYING, GLASS, (0.8, 1.5), (0.07, 0.08), (0.28, 0.33), inertia=0.4),
+    # k: the can, ~15 g of ~350 g, turns; the drink barely
     ObjectKind("can_on_side", ("soda can lying on its side", "drink can on its side"), "can", LYING, ALUMINIUM,
-               (0.25, 0.4), (0.064, 0.068), (0.115, 0.125)),
+               (0.25, 0.4), (0.064, 0.068), (0.115, 0.125), inertia=0.04),
 )
 
 GRIPPERS = (

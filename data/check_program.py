@@ -86,7 +86,8 @@ def load_and_limits(check: Check, p: dict, u: Units) -> tuple:
         return (f"sqrt(2 * {G} * {in_metres(p['drop_height_m'], u)})",
                 [("dropping", plain(p["safe_impact_mps"], 2))])
     if name == "roll_out":
-        return (f"{plain(p['release_speed_mps'], 2)} ** 2 / (2 * {plain(p['rolling_resistance'], 4)} * {G})",
+        return (f"(1 + {plain(p['inertia'], 2)}) * {plain(p['release_speed_mps'], 2)} ** 2 / "
+                f"(2 * {plain(p['rolling_resistance'], 4)} * {G})",
                 [("rolling_away", in_metres(p["edge_distance_m"], u))])
     return slope_load(check, p), [(mode, slope_limit(mode, p, u)) for mode in check.limits]
 

@@ -167,6 +167,8 @@ def sample_object(rng: random.Random, obj: ObjectKind) -> dict:
         p["safe_impact_mps"] = round(rng.uniform(*obj.material.safe_impact_mps), 1)
     if obj.is_container:
         p["fill"] = round(rng.uniform(*obj.fill), 2)
+    if obj.is_round:
+        p["inertia"] = obj.inertia
     return p
 
 

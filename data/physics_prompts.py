@@ -77,11 +77,12 @@ ACTION_TEMPLATES = {
     "push": ("The robot pushes {obj} across {surface_a} table ({surface_coef}), pressing {push_h} above the table.",
              "A robot finger shoves {obj} along {surface_a} bench ({surface_coef}), {push_h} up.",
              "{Obj} is pushed over {surface_a} counter ({surface_coef}) by a paddle {push_h} above its base."),
-    "nudge": ("The robot nudges {obj} across {surface_a} table ({surface_coef}) and lets go at {v}; "
-              "the edge is {L} away.",
-              "A robot finger flicks {obj} so it leaves at {v} on {surface_a} bench ({surface_coef}), "
-              "{L} from the edge.",
-              "{Obj} is set rolling at {v} across {surface_a} counter ({surface_coef}) whose edge lies {L} ahead."),
+    "nudge": ("The robot nudges {obj} across {surface_a} table ({surface_coef}) and lets it go rolling at {v}; "
+              "the edge is {L} away.{inertia}",
+              "A robot finger flicks {obj} so it leaves rolling at {v} on {surface_a} bench ({surface_coef}), "
+              "{L} from the edge.{inertia}",
+              "{Obj} is set rolling at {v} across {surface_a} counter ({surface_coef}) whose edge lies {L} ahead."
+              "{inertia}"),
     "pass_gap": ("The robot lifts it at {a_lift} and carries it through a {gap} gap between two shelves.",
                  "It raises the {noun} at {a_lift}, then passes it through an opening {gap} wide.",
                  "After lifting at {a_lift}, the arm moves it between two posts {gap} apart."),
@@ -97,12 +98,12 @@ ACTION_TEMPLATES = {
     "drop_in_bin": ("The robot lifts it at {a_lift} and drops it into a bin whose bottom is {d} below{survive}.",
                     "It raises the {noun} at {a_lift}, then lets it fall {d} into a crate{survive}.",
                     "After lifting at {a_lift}, the arm releases it over a bin, {d} above the bin floor{survive}."),
-    "release_moving": ("The robot lifts it at {a_lift} and sets it on {surface_a} table ({surface_coef}) while "
-                       "still moving at {v}; the edge is {L} away.",
-                       "It raises the {noun} at {a_lift} and lets go at {v} on {surface_a} bench ({surface_coef}) "
-                       "that ends {L} ahead.",
-                       "After lifting at {a_lift}, the arm releases it at {v} onto {surface_a} counter "
-                       "({surface_coef}), {L} from the edge."),
+    "release_moving": ("The robot lifts it at {a_lift} and sets it down on {surface_a} table ({surface_coef}) "
+                       "already rolling at {v}; the edge is {L} away.{inertia}",
+                       "It raises the {noun} at {a_lift} and lets it go rolling at {v} on {surface_a} bench "
+                       "({surface_coef}) that ends {L} ahead.{inertia}",
+                       "After lifting at {a_lift}, the arm releases it rolling at {v} onto {surface_a} counter "
+                       "({surface_coef}), {L} from the edge.{inertia}"),
 }
 ACTION_TEMPLATES["lift_fast"] = ACTION_TEMPLATES["lift"]
 
@@ -201,6 +202,8 @@ def values(p: dict, family: Family, units: Units, rng: random.Random) -> dict:
         v.update(surface=p["surface"], surface_a=article(p["surface"]), Surface_a=capitalised(article(p["surface"])),
                  surface_coef=f"rolling resistance {plain(p['rolling_resistance'], 4)}" if round_object
                  else f"friction {plain(p['surface_friction'], 2)}")
+    if "release_speed_mps" in p:  # rolling away depends on how much of its energy is in turning (catalog)
+        v["inertia"] = f" Its moment of inertia is {plain(p['inertia'], 2)}·m·r²."
     if "drop_height_m" in p:
         if "safe_impact_mps" in p:
             v["survive"] = rng.choice(SURVIVE).format(noun=v["noun"], v_safe=speed(p["safe_impact_mps"]))

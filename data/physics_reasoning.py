@@ -99,8 +99,8 @@ def landing(check: Check, p: dict) -> str:
 
 
 def rolling(check: Check, p: dict, u: Units) -> str:
-    return f"{plain(p['release_speed_mps'], 2)}²/(2 × {plain(p['rolling_resistance'], 4)} × {G}) = " \
-           f"{u.length_text(check.load, computed=True)}"
+    return f"(1 + {plain(p['inertia'], 2)}) × {plain(p['release_speed_mps'], 2)}²/" \
+           f"(2 × {plain(p['rolling_resistance'], 4)} × {G}) = {u.length_text(check.load, computed=True)}"
 
 
 def push_torque(check: Check, p: dict, u: Units) -> str:
@@ -129,7 +129,7 @@ def failure_sentence(check: Check, p: dict, u: Units, noun: str) -> str:
         return f"Released {u.length_text(p['drop_height_m'])} up, it lands at {landing(check, p)}, faster than the " \
                f"{speed(p['safe_impact_mps'])} it survives, so the {noun} breaks."
     if name == "roll_out":
-        return f"At {speed(p['release_speed_mps'])} it rolls v²/(2·c·g) = {rolling(check, p, u)}, farther " \
+        return f"At {speed(p['release_speed_mps'])} it rolls (1 + k)·v²/(2·c·g) = {rolling(check, p, u)}, farther " \
                f"than the edge {u.length_text(p['edge_distance_m'])} away, so it rolls off."
     return slope_failure(check, p, u, noun)
 

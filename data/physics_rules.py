@@ -26,9 +26,10 @@ g = 9.81 m/s², and the scenario parameters are SI (keys in brackets).
                 with a fixed tracking margin of CLEARANCE_MARGIN_M.
   dropping      release: √(2·g·d) > v_safe                   [drop_height_m, safe_impact_mps]
                 released from height d, it lands faster than the speed it survives.
-  rolling_away  released moving: v² / (2·c_rr·g) > L
-                                    [release_speed_mps, rolling_resistance, edge_distance_m]
-                a round object rolling at v stops after v²/(2·c_rr·g), beyond the edge L away.
+  rolling_away  released rolling: (1 + k)·v² / (2·c_rr·g) > L
+                                    [inertia, release_speed_mps, rolling_resistance, edge_distance_m]
+                a round object rolling at v carries ½·m·v²·(1 + k), k = I/(m·r²), and rolling
+                resistance takes c_rr·m·g per metre: it stops beyond the edge L away.
 
 Timeline: an action lists its checks in the order they happen (grasp → lift → transport →
 place/release); the primary failure is the first check that fails. Later failures never
@@ -186,7 +187,7 @@ def drop_impact(p: dict) -> Check:
 
 
 def roll_distance(p: dict) -> float:
-    return p["release_speed_mps"] ** 2 / (2 * p["rolling_resistance"] * G)
+    return (1 + p["inertia"]) * p["release_speed_mps"] ** 2 / (2 * p["rolling_resistance"] * G)
 
 
 def roll_out(p: dict) -> Check:

@@ -165,10 +165,13 @@ def check_reasoning_numbers(record):
         assert float(height) == p["drop_height_m"] and float(survives) == p["safe_impact_mps"]
         assert close(float(speed), (2 * rules.G * p["drop_height_m"]) ** 0.5)
     elif name == "roll_out":
-        speed, resistance, distance, unit = search(NUMBER + r"²/\(2 × " + NUMBER + r" × 9\.81\) = " + LENGTH, text)
+        inertia, speed, resistance, distance, unit = search(
+            r"\(1 \+ " + NUMBER + r"\) × " + NUMBER + r"²/\(2 × " + NUMBER + r" × 9\.81\) = " + LENGTH, text)
         edge = search(r"edge " + LENGTH, text)
-        assert (float(speed), float(resistance)) == (p["release_speed_mps"], p["rolling_resistance"])
-        assert close(to_metres(distance, unit), p["release_speed_mps"] ** 2 / (2 * p["rolling_resistance"] * rules.G))
+        assert (float(inertia), float(speed), float(resistance)) == \
+               (p["inertia"], p["release_speed_mps"], p["rolling_resistance"])
+        assert close(to_metres(distance, unit),
+                     (1 + p["inertia"]) * p["release_speed_mps"] ** 2 / (2 * p["rolling_resistance"] * rules.G))
         assert to_metres(*edge) == pytest.approx(p["edge_distance_m"])
     else:
         check_slope(record, p, text, check)

@@ -6,6 +6,7 @@ import random
 import pytest
 
 from data import physics_rules as rules
+from data.catalog import OBJECTS
 from data.families import all_families, sample_params
 
 G = rules.G
@@ -136,12 +137,22 @@ def test_rolling_away_on_a_slope_flips_at_the_rolling_resistance():
     assert mode_of(rules.incline({**p, "angle_deg": above})) == "rolling_away"
 
 
-def test_rolling_away_when_released_moving_flips_at_the_edge_distance():
-    p = {"release_speed_mps": 0.5, "rolling_resistance": 0.01}
-    roll = 0.5 ** 2 / (2 * 0.01 * G)
+@pytest.mark.parametrize("inertia", [0.4, 0.5, 2 / 3, 1.0])  # solid ball, solid cylinder, thin shell, thin tube
+def test_rolling_away_when_released_rolling_flips_where_resistance_has_taken_all_its_kinetic_energy(inertia):
+    p = {"release_speed_mps": 0.5, "rolling_resistance": 0.01, "inertia": inertia}
+    radius = 0.03
+    spin = 0.5 / radius  # rolling without slipping
+    energy_per_kg = 0.5 * 0.5 ** 2 + 0.5 * inertia * radius ** 2 * spin ** 2  # ½v² + ½(I/m)ω²
+    roll = energy_per_kg / (0.01 * G)  # the resisting force per kg is c_rr·g
     below, above = around(roll)
     assert mode_of(rules.roll_out({**p, "edge_distance_m": above})) == "none"
     assert mode_of(rules.roll_out({**p, "edge_distance_m": below})) == "rolling_away"
+
+
+def test_every_round_object_and_only_those_say_how_much_of_their_mass_turns():
+    for obj in OBJECTS:
+        assert (obj.inertia is not None) == obj.is_round, obj.key
+        assert obj.inertia is None or 0 < obj.inertia <= 1, obj.key  # a thin tube, all mass at r, has k = 1
 
 
 def family(name):
