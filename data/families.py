@@ -39,6 +39,12 @@ class Family:
     def name(self) -> str:
         return f"{self.obj.key}/{self.action.key}"
 
+    @property
+    def physics(self) -> tuple:
+        """What decides its outcome: the object and its checks. Families alike in this differ only in
+        their words and number ranges, and are never split apart (physics_dataset.split_families)."""
+        return self.obj.key, tuple(check.__name__ for check in self.checks)
+
 
 def log_uniform(rng: random.Random, low: float, high: float) -> float:
     return math.exp(rng.uniform(math.log(low), math.log(high)))

@@ -3,9 +3,12 @@
 Families (object × action) are dealt to train, val and test_unseen; test_seen holds new
 scenarios of the training families. So test_seen measures recall of familiar families and
 test_unseen generalisation of the same inequalities to new object × action combinations.
-Each held-out split gets at least MIN_FAMILIES_PER_MODE families that show each mode: that show
-it as a clear case (see difficulty) in seeded trial draws, not merely have a check for it (a
-cooking pot on a tray has a tipping limit, yet practically never tips before it slides).
+Families that run the same checks on the same object (release and drop_in_bin, lift and
+lift_fast) go to one split together: a held-out family differs from every training family of
+its object in the checks it needs. Each held-out split gets at least MIN_FAMILIES_PER_MODE such
+groups that show each mode: that show it as a clear case (see difficulty) in seeded trial draws,
+not merely have a check for it (a cooking pot on a tray has a tipping limit, yet practically
+never tips before it slides).
 
 Balance: every split holds exactly ⌊n/2⌋ successes; its failures are shared as evenly as
 possible by the seven modes (the counts differ by at most one).
@@ -77,38 +80,48 @@ def shown_outcomes(family: Family, window: tuple) -> frozenset:
 
 
 def split_families(families: list, rng: random.Random, window: tuple) -> dict:
-    """Deal families to train / val / test_unseen, each held-out split covering every mode."""
-    order = list(families)
+    """Deal families to train / val / test_unseen, each held-out split covering every mode.
+
+    The unit dealt is a family's physics (Family.physics): families that run the same checks on the
+    same object (release and drop_in_bin, lift and lift_fast, or a release of an object that cannot
+    break, whose only check left is the grip, as in lift) go to one split together, so a held-out
+    family is new physics for its object, not the same inequalities in other words.
+    """
+    groups = {}
+    for family in families:
+        groups.setdefault(family.physics, []).append(family)
+    order = list(groups.values())
     rng.shuffle(order)
     assigned = {"val": [], "test_unseen": []}
     taken = set()
 
-    def shows(family: Family, mode: str) -> bool:
-        return mode in shown_outcomes(family, window)
+    def shows(group: list, mode: str) -> bool:
+        return any(mode in shown_outcomes(family, window) for family in group)
 
     def take(split: str, wanted_mode=None) -> None:
-        family = next((f for f in order if f.name not in taken and (wanted_mode is None or shows(f, wanted_mode))),
-                      None)
-        if family is None:
+        group = next((g for g in order if id(g) not in taken and (wanted_mode is None or shows(g, wanted_mode))),
+                     None)
+        if group is None:
             raise PhysloraError(f"family split: too few families show {wanted_mode} at this --difficulty; "
                                 f"lower --difficulty")
-        assigned[split].append(family)
-        taken.add(family.name)
+        assigned[split].append(group)
+        taken.add(id(group))
 
-    rarest_first = sorted(rules.MODES, key=lambda mode: sum(shows(f, mode) for f in families))
+    rarest_first = sorted(rules.MODES, key=lambda mode: sum(shows(g, mode) for g in order))
     for mode in rarest_first:
         for split in assigned:
-            while sum(shows(f, mode) for f in assigned[split]) < MIN_FAMILIES_PER_MODE:
+            while sum(shows(g, mode) for g in assigned[split]) < MIN_FAMILIES_PER_MODE:
                 take(split, mode)
     for split, share in FAMILY_SHARE.items():
-        while len(assigned[split]) < round(share * len(families)):
+        while sum(map(len, assigned[split])) < round(share * len(families)):
             take(split)
-    train = [f for f in order if f.name not in taken]
+    train = [g for g in order if id(g) not in taken]
     for mode in rules.MODES:
-        if sum(shows(f, mode) for f in train) < MIN_FAMILIES_PER_MODE:
+        if sum(shows(g, mode) for g in train) < MIN_FAMILIES_PER_MODE:
             raise PhysloraError(f"family split: too few training families show {mode} at this --difficulty; "
                                 f"lower --difficulty")
-    return {"train": train, **assigned}
+    return {split: [family for group in split_groups for family in group]
+            for split, split_groups in {"train": train, **assigned}.items()}
 
 
 class Drawn(NamedTuple):
