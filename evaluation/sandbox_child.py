@@ -9,8 +9,11 @@ sees neither the project nor site-packages. Before any untrusted code runs it
   3. when started as root, drops to the job's dedicated uid, so the OS itself refuses writes to
      the project and RLIMIT_NPROC is enforced (uid 0 is always exempt from it), keeping the
      stdlib importable through already-open descriptors;
-  4. installs an audit hook (which cannot be removed afterwards) refusing sockets and any
-     write, delete, rename, chmod ... of a path outside the temporary directory.
+  4. installs an audit hook (which cannot be removed afterwards) refusing sockets, any write,
+     delete, rename, chmod ... of a path outside the temporary directory, and any read or
+     listing outside it and the stdlib's folders (the problems' expected outputs lie somewhere
+     on this machine, a run folder, a data file, and a program that finds them must not pass),
+     and starting other programs or C code through ctypes, which would act unseen by the hook.
 
 Results go to RESULT_FD as JSON lines -- `{"ready": true}` once confined (or `{"sandbox_error":
 ...}` if confining failed), one line per test, then `{"done": true}` -- so output the code prints
@@ -33,6 +36,10 @@ _PATH_CHANGING_EVENTS = frozenset({
     "os.removexattr", "os.rename", "os.rmdir", "os.setxattr", "os.symlink", "os.truncate",
     "os.utime", "shutil.chown",
 })
+_LISTING_EVENTS = frozenset({"os.listdir", "os.scandir"})
+# Another program, or C functions called through ctypes, would act where this hook cannot see.
+_UNWATCHED_EVENTS = frozenset({"os.exec", "os.posix_spawn", "os.spawn", "os.system", "subprocess.Popen",
+                               "ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle"})
 _DETAIL_CHARS = 300
 
 
@@ -66,12 +73,13 @@ def _confine() -> dict:
     job = json.loads(sys.stdin.buffer.read())
     _stdin_from_devnull()
     _limit_resources(job)
+    stdlib = [os.path.realpath(entry) for entry in sys.path]  # (-I -S: the stdlib alone)
     if job["uid"] is not None:
         _reach_imports_through_fds()
         os.setgroups([])
         os.setgid(job["uid"])
         os.setuid(job["uid"])
-    sys.addaudithook(_refuse_escapes(os.path.realpath(os.getcwd())))
+    sys.addaudithook(_refuse_escapes(os.path.realpath(os.getcwd()), stdlib))
     return job
 
 
@@ -123,20 +131,30 @@ def _reach_imports_through_fds() -> None:
     sys.path_importer_cache.clear()
 
 
-def _refuse_escapes(root: str):
-    def inside(path) -> bool:
+def _refuse_escapes(root: str, stdlib: list):
+    def inside(path, folders=(root,)) -> bool:
         if isinstance(path, int):  # an already-open file descriptor
             return True
         resolved = os.path.realpath(os.fsdecode(path))
-        return resolved == root or resolved.startswith(root + os.sep) or resolved == os.devnull
+        return resolved == os.devnull or any(resolved == folder or resolved.startswith(folder + os.sep)
+                                             for folder in folders)
+
+    readable = (root, *stdlib)
 
     def hook(event: str, args: tuple) -> None:
         if event.startswith("socket."):
             raise PermissionError(f"sandbox: network access refused ({event})")
+        if event in _UNWATCHED_EVENTS:
+            raise PermissionError(f"sandbox: starting programs and calling C libraries refused ({event})")
         if event == "open":
             path, _mode, flags = args
             if isinstance(flags, int) and flags & _WRITE_FLAGS and not inside(path):
                 raise PermissionError(f"sandbox: writing outside the working directory refused: {path!r}")
+            if path is not None and not inside(path, readable):
+                raise PermissionError(f"sandbox: reading outside the working directory refused: {path!r}")
+        elif event in _LISTING_EVENTS:
+            if args[0] is not None and not inside(args[0], readable):
+                raise PermissionError(f"sandbox: listing outside the working directory refused: {args[0]!r}")
         elif event in _PATH_CHANGING_EVENTS:
             for arg in args:
                 if isinstance(arg, (str, bytes, os.PathLike)) and not inside(arg):

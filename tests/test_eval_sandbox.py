@@ -5,6 +5,8 @@ broken sandbox fails these tests without hurting the machine they run on.
 """
 import json
 import os
+import pathlib
+import shutil
 import tempfile
 import textwrap
 import time
@@ -191,6 +193,28 @@ def test_code_works_in_a_fresh_directory_that_is_removed_afterwards():
     assert not os.path.exists(workdir)
 
 
+def test_reading_or_listing_outside_the_working_directory_is_refused():
+    # Where an evaluation keeps its problems: a file any user may read (as run folders are), so
+    # that under root, where the code runs as a uid of its own, only the sandbox can refuse it.
+    tmp_path = pathlib.Path(tempfile.mkdtemp(prefix="physlora-problems-"))
+    tmp_path.chmod(0o755)
+    answers = tmp_path / "problems.jsonl"
+    answers.write_text('{"input": 2, "output": 4}\n')
+    for peek in (f"open({str(answers)!r}).read()", f"__import__('os').listdir({str(tmp_path)!r})"):
+        assert _run(f"def solve(x):\n    {peek}\n    return x * x\n").outcomes[0].error == "PermissionError", peek
+    found = _run(f"def solve(x):\n    return __import__('glob').glob({str(tmp_path / '*')!r})\n").outcomes[0]
+    assert (found.error, found.detail) == ("WrongAnswer", "[]")  # glob swallows the refusal: it finds nothing
+    shutil.rmtree(tmp_path)
+
+
+@pytest.mark.parametrize("program", ["__import__('subprocess').run(['cat', '/etc/hostname'])",
+                                     "__import__('os').system('true')",
+                                     "__import__('ctypes').CDLL(None)"])
+def test_other_programs_and_c_libraries_which_the_sandbox_cannot_watch_are_refused(program):
+    outcome = _run(f"def solve(x):\n    {program}\n    return x * x\n").outcomes[0]
+    assert outcome.error in ("PermissionError", "ImportError"), outcome  # ctypes's own import calls dlopen
+
+
 def test_network_is_refused():
     code = "import socket\ndef solve(x):\n    socket.socket()\n    return x * x\n"
     assert _run(code).outcomes[0].error == "PermissionError"
@@ -219,16 +243,20 @@ def test_fork_bomb_is_stopped_by_the_process_limit_and_cleaned_up():
 
 @pytest.mark.parametrize("new_session", [False, True])
 def test_child_processes_left_behind_are_killed(new_session):
-    # A unique duration names this test's sleep among every process on the machine.
-    duration = f"30.{uuid.uuid4().int % 10**9:09d}"
     code = f"""
-        import subprocess
+        import os, time
         def solve(x):
-            subprocess.Popen(['sleep', '{duration}'], start_new_session={new_session})
-            return x * x
+            sleeper = os.fork()
+            if sleeper == 0:
+                if {new_session}:
+                    os.setsid()
+                time.sleep(30)
+                os._exit(0)
+            return sleeper
     """
-    assert _run(code).passed
-    assert _live_processes_with(f"sleep\0{duration}".encode()) == []
+    outcome = _run(code, tests=[{"input": 1, "output": -1}]).outcomes[0]
+    assert outcome.error == "WrongAnswer"  # its detail: the sleeper's pid
+    assert int(outcome.detail) not in _live_processes_with(b"sandbox_child.py")
 
 
 def test_a_test_case_without_output_is_refused():
