@@ -26,6 +26,16 @@ from model.registry import hub_id
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 PEFT_PREFIX = "base_model.model."
+# adapter_config.json fields that make an adapter compute something other than W x + s·B A x on every
+# token of every targeted layer, with the value that leaves plain LoRA unchanged
+PLAIN_LORA = {"use_dora": False, "bias": "none", "lora_bias": False, "modules_to_save": None,
+              "exclude_modules": None, "layers_to_transform": None, "rank_pattern": {}, "alpha_pattern": {},
+              "fan_in_fan_out": False, "alora_invocation_tokens": None, "trainable_token_indices": None,
+              "layer_replication": None, "target_parameters": None, "use_qalora": False, "use_bdlora": None,
+              "arrow_config": None, "kasa_config": None, "monteclora_config": None}
+# PiSSA, OLoRA, CorDA, LoftQ and LoRA-GA start from the base's own singular vectors (or quantization
+# error) and subtract that start from the base weight, which peft redoes when it loads the adapter
+INITS_THAT_KEEP_THE_BASE = (True, False, "gaussian", "eva", "orthogonal")
 CONFIG_FILE, WEIGHTS_FILE = "adapter_config.json", "adapter_model.safetensors"
 
 
@@ -103,11 +113,13 @@ def read_adapter_settings(folder: str) -> LoRASettings:
         raise PhysloraError(f"{path}: holds a JSON {type(config).__name__}, not an adapter config object")
     if config.get("peft_type") != "LORA":
         raise PhysloraError(f"{path}: peft_type {config.get('peft_type')!r} is not LORA")
-    for key, harmless in (("use_dora", False), ("bias", "none"), ("modules_to_save", None),
-                          ("layers_to_transform", None), ("rank_pattern", {}), ("alpha_pattern", {}),
-                          ("fan_in_fan_out", False)):
+    for key, harmless in PLAIN_LORA.items():
         if config.get(key, harmless) not in (harmless, None, [], {}):
             raise PhysloraError(f"{path}: {key}={config[key]!r} is not supported (plain LoRA only)")
+    if config.get("init_lora_weights", True) not in INITS_THAT_KEEP_THE_BASE:
+        raise PhysloraError(f"{path}: init_lora_weights={config['init_lora_weights']!r} trains against a base weight "
+                            f"peft rewrites when it loads the adapter (W - s·B₀A₀); physlora applies plain LoRA to "
+                            f"the unchanged base, so only {', '.join(map(repr, INITS_THAT_KEEP_THE_BASE))} are supported")
     targets = config.get("target_modules")
     if targets == "all-linear":  # PEFT's name for every linear but the output layer
         targets = TARGETS
@@ -153,7 +165,8 @@ def load_adapter(model: nn.Module, folder: str) -> LoRASettings:
     if missing or unexpected:
         example = sorted(missing or unexpected)[0]
         raise PhysloraError(f"{weights_path}: does not match this base model ({len(missing)} missing, "
-                            f"{len(unexpected)} unexpected tensors, e.g. {example}); was it trained on another model?")
+                            f"{len(unexpected)} unexpected tensors, e.g. {example}); was it trained on another model, "
+                            f"or on some of its layers only (physlora adapts every layer)?")
     with torch.no_grad():
         for key, param in expected.items():
             if tensors[key].shape != param.shape:

@@ -1,5 +1,6 @@
 """Adapters: injection, parameter counts, PEFT file-format interop both ways, merge and export."""
 import json
+import re
 
 import peft
 import pytest
@@ -166,3 +167,34 @@ def test_the_adapter_names_its_base_model_by_hub_id_so_peft_and_vllm_can_find_it
     inject(ours, LoRASettings(rank=2, alpha=4))
     save_adapter(ours, str(tmp_path), base_model=base_model)
     assert json.loads((tmp_path / "adapter_config.json").read_text())["base_model_name_or_path"] == written
+
+
+@pytest.mark.parametrize("field, value", [("init_lora_weights", "pissa"), ("init_lora_weights", "pissa_niter_4"),
+                                          ("init_lora_weights", "olora"), ("init_lora_weights", "corda"),
+                                          ("init_lora_weights", "loftq"), ("alora_invocation_tokens", [5, 6]),
+                                          ("exclude_modules", ["model.layers.0.self_attn.q_proj"]),
+                                          ("lora_bias", True), ("trainable_token_indices", [3, 4]),
+                                          ("use_dora", True), ("layers_to_transform", [0])])
+def test_an_adapter_that_is_not_plain_lora_on_the_unchanged_base_is_refused_naming_the_field(tmp_path, field, value):
+    """peft would load these onto a rewritten base (PiSSA, OLoRA, ...), apply them to some tokens or
+    layers only, or add weights of its own: applied as plain LoRA they give other logits."""
+    (tmp_path / "adapter_config.json").write_text(json.dumps(
+        {"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj"], field: value}))
+    with pytest.raises(PhysloraError, match=re.escape(f"{field}={value!r}")):
+        read_adapter_settings(str(tmp_path))
+
+
+@pytest.mark.parametrize("init", [True, False, "gaussian", "eva", "orthogonal"])
+def test_initialisations_that_leave_the_base_weight_alone_are_accepted(tmp_path, init):
+    (tmp_path / "adapter_config.json").write_text(json.dumps(
+        {"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj"], "init_lora_weights": init}))
+    assert read_adapter_settings(str(tmp_path)).targets == ("q_proj",)
+
+
+def test_peft_writes_the_base_rewriting_initialisation_into_the_adapter_config(tmp_path):
+    hf, _ = make_pair("qwen2-untied")
+    model = peft.get_peft_model(hf, peft.LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"],
+                                                    init_lora_weights="pissa"))
+    model.save_pretrained(str(tmp_path))
+    with pytest.raises(PhysloraError, match="init_lora_weights='pissa'"):
+        read_adapter_settings(str(tmp_path))
