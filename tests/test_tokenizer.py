@@ -17,7 +17,7 @@ from transformers.integrations.gguf.gguf_tokenizer_mapping import GGUF_PRE_TOKEN
 
 from common.errors import PhysloraError
 from model.gguf import read_gguf
-from model.tokenizer import Tokenizer
+from model.tokenizer import TextStream, Tokenizer
 from tokenizer_folders import (CHATML_SPECIALS, CONVERSATIONS, LLAMA3_SPECIALS, chatml_folder, folder_for,
                                official_template, write_folder)
 
@@ -321,3 +321,13 @@ def test_unknown_gguf_pre_tokenizer_is_reported(smollm2_gguf):
     metadata = dict(read_gguf(smollm2_gguf).metadata, **{"tokenizer.ggml.pre": "mystery"})
     with pytest.raises(PhysloraError, match="model.gguf: tokenizer.ggml.pre 'mystery'"):
         Tokenizer.from_gguf_metadata(metadata, source="model.gguf")
+
+
+@pytest.mark.parametrize("text", ["中文 émoji 🤖 ok", "naïve café ☕", "plain text"])
+def test_streamed_text_is_the_decoded_text_with_no_character_broken_on_the_way(smollm2, text):
+    stream, pieces = TextStream(smollm2), []
+    for token in smollm2.encode(text):
+        pieces.append(stream.push(token))
+    pieces.append(stream.finish())
+    assert "".join(pieces) == smollm2.decode(smollm2.encode(text)) == text
+    assert not any("\ufffd" in piece for piece in pieces)
