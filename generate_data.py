@@ -13,7 +13,7 @@ import sys
 
 from common.errors import PhysloraError, user_errors_are_one_line
 from data import importer, physics_dataset, puzzles, qa_dataset, teacher
-from data.schema import prepare_output_dir, summary_lines, write_dataset
+from data.schema import check_output_dir, summary_lines, write_dataset
 
 
 def run_physics(args) -> tuple:
@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
-    prepare_output_dir(args.out, args.overwrite)
+    check_output_dir(args.out, args.overwrite)
     splits, card, label_of = args.run(args)
     card = write_dataset(args.out, splits, card, label_of)
     print(f"{args.command}: records per split and label")

@@ -37,7 +37,8 @@ from common.cli import DTYPES, add_model_arguments, check_adapter_folder, check_
 from common.errors import Interrupted, PhysloraError
 from common.memory import peak_memory_mib
 from common.progress import Progress, format_duration
-from common.runs import append_jsonl, new_run_dir, prepare_run_dir, push_to_hub, read_jsonl, resumed_settings
+from common.runs import (append_jsonl, check_run_dir, new_run_dir, push_to_hub, read_jsonl, resumed_settings,
+                         start_run_dir)
 from common.svg import write_line_chart
 from data.batching import PAD_MULTIPLE, collate, evaluation_batches, load_examples, padding_share, training_windows
 from data.schema import split_files
@@ -243,7 +244,7 @@ def main(argv=None):
                             f"{world} processes; use at least {world} (a multiple of {world} keeps all busy)")
     run_dir = distributed.from_rank0((args.out or new_run_dir()) if rank0 else None)
     if not args.resume and rank0:  # rank 0 alone writes the run folder; the others log to /dev/null
-        prepare_run_dir(run_dir, args.overwrite)  # refused now if it holds another run, created with config.json
+        check_run_dir(run_dir, args.overwrite)  # refused now if it holds another run; replaced with config.json
     metrics_path = os.path.join(run_dir, "metrics.jsonl") if rank0 else os.devnull
 
     # ---- 2. model -----------------------------------------------------------------------------
@@ -315,7 +316,7 @@ def main(argv=None):
                   "model": {k: v for k, v in vars(model.config).items() if k != "extra"}, "parameters": counts,
                   "plan": {"steps": total_steps, "warmup_steps": warmup, "padding_share": plan_padding}}
         if rank0:
-            os.makedirs(run_dir, exist_ok=True)  # only now: a run that failed before leaves no folder behind
+            start_run_dir(run_dir)  # only now: a run that failed before leaves no folder, or --overwrite's old run
             with open(os.path.join(run_dir, "config.json"), "w") as f:
                 json.dump(config, f, indent=2)
         val_loss = evaluate(model, val_examples, args.batch_size, tokenizer.pad_id, args.device, args.pad_multiple)

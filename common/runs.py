@@ -37,9 +37,10 @@ def new_run_dir(root: str = RUNS_ROOT, prefix: str = "") -> str:
             continue
 
 
-def prepare_run_dir(out: str, overwrite: bool, has_overwrite_flag: bool = True) -> None:
-    """Check `out` for a new run: a non-empty one is refused unless `overwrite` (then our files go). The caller
-    creates a --out folder when it writes the first file, so a run that fails before that (bad data) leaves none."""
+def check_run_dir(out: str, overwrite: bool, has_overwrite_flag: bool = True) -> None:
+    """Check `out` for a new run: a non-empty one is refused unless `overwrite`. Nothing is removed yet: the
+    caller creates the folder, or clears the old run from it (`start_run_dir`), when it writes its first file,
+    so a run that fails before that (bad data, a bad flag) leaves the old run as it was, or no folder at all."""
     if os.path.exists(out) and not os.path.isdir(out):
         raise PhysloraError(f"--out {out}: is a file; pass a folder")
     existing = sorted(os.listdir(out)) if os.path.isdir(out) else []
@@ -47,7 +48,12 @@ def prepare_run_dir(out: str, overwrite: bool, has_overwrite_flag: bool = True) 
         raise PhysloraError(f"--out {out}: not empty ({', '.join(existing[:3])}{', …' if len(existing) > 3 else ''})"
                             f"; continue that run with --resume {out}"
                             f"{', replace it with --overwrite,' if has_overwrite_flag else ''} or choose another --out")
-    for name in existing:
+
+
+def start_run_dir(out: str) -> None:
+    """Make `out` ready for a new run's first file: created, and an older run's files removed (--overwrite)."""
+    os.makedirs(out, exist_ok=True)
+    for name in os.listdir(out):
         path = os.path.join(out, name)
         if name in RUN_FILES:
             shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
@@ -58,7 +64,7 @@ def open_run_dir(args: argparse.Namespace, per_invocation: tuple, root: str = RU
     refusing a non-empty one, and writes config.json with every setting but the `per_invocation` flags."""
     out = args.out or new_run_dir(root, prefix)
     if not args.resume:
-        prepare_run_dir(out, overwrite=False, has_overwrite_flag=False)
+        check_run_dir(out, overwrite=False, has_overwrite_flag=False)
         os.makedirs(out, exist_ok=True)
         with open(os.path.join(out, "config.json"), "w") as f:
             json.dump({"settings": {k: v for k, v in vars(args).items() if k not in per_invocation}}, f, indent=2)

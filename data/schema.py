@@ -49,17 +49,14 @@ def is_our_file(name: str) -> bool:
     return name in (CARD, "train.jsonl", "val.jsonl") or (name.startswith("test") and name.endswith(".jsonl"))
 
 
-def prepare_output_dir(out: str, overwrite: bool) -> None:
-    """Create `out`; refuse a non-empty one unless `overwrite`, then remove only our own files."""
+def check_output_dir(out: str, overwrite: bool) -> None:
+    """Refuse a file, or a non-empty folder unless `overwrite`. What it holds stays until `write_dataset`
+    replaces it, so a generator that fails on the way (a malformed import) leaves the old data set whole."""
     if os.path.isfile(out):
         raise PhysloraError(f"{out}: is a file; pass a folder to --out")
     existing = sorted(os.listdir(out)) if os.path.isdir(out) else []
     if existing and not overwrite:
         raise PhysloraError(f"{out}: folder is not empty; choose another --out or pass --overwrite")
-    for name in existing:
-        if is_our_file(name):
-            os.remove(os.path.join(out, name))
-    os.makedirs(out, exist_ok=True)
 
 
 def write_dataset(out: str, splits: dict, card: dict,
@@ -67,7 +64,12 @@ def write_dataset(out: str, splits: dict, card: dict,
     """Write `{split}.jsonl` for each split and `card.json`; return the card with counts added.
 
     `splits` maps split name to its records in order; `label_of` names the label the summary counts.
+    The generator's own files from before (--overwrite) are removed first, anything else in `out` is kept.
     """
+    os.makedirs(out, exist_ok=True)
+    for name in os.listdir(out):
+        if is_our_file(name):
+            os.remove(os.path.join(out, name))
     counts = {}
     for split, records in splits.items():
         with open(os.path.join(out, f"{split}.jsonl"), "w", encoding="utf-8", newline="\n") as f:

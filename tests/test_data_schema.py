@@ -7,7 +7,7 @@ import pytest
 
 import generate_data
 from common.errors import PhysloraError
-from data.schema import FIELDS, load_records, make_record, prepare_output_dir, write_dataset
+from data.schema import FIELDS, check_output_dir, load_records, make_record, write_dataset
 
 
 def record(i, split="train"):
@@ -58,14 +58,25 @@ def test_asking_for_a_missing_split_lists_the_splits_present(tmp_path):
 def test_a_non_empty_output_folder_is_refused_without_overwrite(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(PhysloraError, match="not empty; choose another --out or pass --overwrite"):
-        prepare_output_dir(str(tmp_path), overwrite=False)
+        check_output_dir(str(tmp_path), overwrite=False)
 
 
-def test_overwrite_removes_only_the_generators_own_files(tmp_path):
+def test_writing_a_data_set_replaces_only_the_generators_own_files(tmp_path):
     for name in ("train.jsonl", "test_old.jsonl", "card.json", "notes.txt"):
         (tmp_path / name).write_text("x")
-    prepare_output_dir(str(tmp_path), overwrite=True)
-    assert os.listdir(tmp_path) == ["notes.txt"]
+    write_dataset(str(tmp_path), {"val": [record(1, "val")]}, {})
+    assert sorted(os.listdir(tmp_path)) == ["card.json", "notes.txt", "val.jsonl"]
+
+
+def test_an_overwrite_that_fails_before_writing_leaves_the_old_data_set_whole(tmp_path):
+    out = tmp_path / "data"
+    generate_data.main(["puzzles", "--out", str(out), "--train", "5", "--val", "2", "--test", "2"])
+    before = {name: (out / name).read_bytes() for name in os.listdir(out)}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"foo": 1}\n')
+    with pytest.raises(PhysloraError, match="bad.jsonl:1"):
+        generate_data.main(["import", str(bad), "--out", str(out), "--overwrite"])
+    assert {name: (out / name).read_bytes() for name in os.listdir(out)} == before
 
 
 def test_the_cli_turns_user_errors_into_one_line_and_exit_code_2(tmp_path, capsys):

@@ -129,6 +129,14 @@ def test_overwrite_replaces_the_run(tiny, data, tmp_path):
     assert len(metrics(out)) == 1
 
 
+def test_an_overwrite_that_fails_before_training_leaves_the_old_run_whole(tiny, data, tmp_path):
+    out = run(tiny, data, tmp_path / "run", "--max-steps", 1)
+    before = {name: os.path.getmtime(os.path.join(out, name)) for name in os.listdir(out)}
+    with pytest.raises(PhysloraError, match="nowhere"):
+        run(tiny, str(tmp_path / "nowhere"), out, "--max-steps", 1, "--overwrite")
+    assert {name: os.path.getmtime(os.path.join(out, name)) for name in os.listdir(out)} == before
+
+
 def test_three_steps_then_resume_equals_six_steps(tiny, tmp_path):
     data = write_data(tmp_path / "data", train_size=12)  # 6 steps of 2 × 1 rows per epoch
     flags = ("--batch-size", 1, "--grad-accum", 2, "--dropout", 0.1, "--lr", 1e-2, "--epochs", 2, "--eval-every", 2)
