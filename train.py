@@ -34,11 +34,11 @@ from torch.nn.parallel import DistributedDataParallel
 
 from common import distributed
 from common.cli import DTYPES, add_model_arguments, check_adapter_folder, check_model_flags, run_main
-from common.errors import Interrupted, PhysloraError
+from common.errors import Interrupted, PhysloraError, interrupted_means
 from common.memory import peak_memory_mib
 from common.progress import Progress, format_duration
-from common.runs import (append_jsonl, check_run_dir, new_run_dir, push_to_hub, read_jsonl, resumed_settings,
-                         start_run_dir)
+from common.runs import (ADAPTER_FILES, append_jsonl, check_run_dir, new_run_dir, push_to_hub, read_jsonl,
+                         resumed_settings, start_run_dir)
 from common.svg import write_line_chart
 from data.batching import PAD_MULTIPLE, collate, evaluation_batches, load_examples, padding_share, training_windows
 from data.schema import split_files
@@ -286,7 +286,8 @@ def main(argv=None):
     total_steps = len(windows)
     warmup = args.warmup_steps if args.warmup_steps is not None else max(1, round(WARMUP_SHARE * total_steps))
     last_step = min(total_steps, args.max_steps or total_steps)
-    if state["step"] >= last_step:
+    saved = all(os.path.exists(os.path.join(run_dir, name)) for name in ADAPTER_FILES)
+    if state["step"] > last_step or state["step"] == last_step and saved:  # (stopped before the adapter: finish)
         raise PhysloraError(f"--resume {run_dir}: already at step {state['step']} of {last_step}; "
                             f"{'nothing left to train' if last_step == total_steps else 'pass a larger --max-steps'}")
     plan_padding = padding_share(train_examples, [rows for _, batches in windows for rows in batches],
@@ -386,12 +387,16 @@ def main(argv=None):
     # ---- 5. finish ----------------------------------------------------------------------------
     if not rank0:
         return  # rank 0 saves the adapter
-    save_adapter(model, run_dir, base_model=args.model)
+    with interrupted_means(f"python train.py --resume {run_dir}"):
+        write_loss_chart(run_dir, metrics)
+        save_adapter(model, run_dir, base_model=args.model)
     best = state["best"]
+    loss, val_loss = (next(m[key] for m in reversed(metrics) if key in m) for key in ("loss", "val_loss"))
     print(f"done: step {last_step}/{total_steps} (epoch {windows[last_step - 1][0]:.2f}) in "
           f"{format_duration(time.perf_counter() - started)} | train loss {loss:.4f} | val loss {val_loss:.4f} "
           f"(best {best['val_loss']:.4f} at step {best['step']}, checkpoints/step-{best['step']}) | "
-          f"{tokens_seen / step_seconds:.0f} tok/s | padding {plan_padding:.1%} | peak memory "
+          f"{f'{tokens_seen / step_seconds:.0f} tok/s' if step_seconds else 'no step left to run'} | "
+          f"padding {plan_padding:.1%} | peak memory "
           f"{peak_memory_mib(args.device) / 1024:.2f} GiB | adapter in {run_dir}")
     if args.push_to_hub:
         print(f"pushed the adapter to {push_to_hub(run_dir, args.push_to_hub)}")

@@ -159,6 +159,20 @@ def test_a_metrics_line_left_half_written_by_a_killed_run_is_dropped_on_resume(t
     assert sorted(metrics(out)) == [1, 2, 3]
 
 
+def test_a_run_stopped_after_its_last_checkpoint_but_before_its_adapter_finishes_on_resume(tiny, data, tmp_path,
+                                                                                             capsys):
+    out = run(tiny, data, tmp_path / "run", "--max-steps", 2, "--eval-every", 1)
+    adapter = open(os.path.join(out, "adapter_model.safetensors"), "rb").read()
+    for name in ("adapter_model.safetensors", "adapter_config.json", "loss.svg"):
+        os.remove(os.path.join(out, name))  # as if stopped in write_loss_chart or save_adapter
+    capsys.readouterr()
+    train.main(["--resume", out, "--max-steps", "2"])
+    assert open(os.path.join(out, "adapter_model.safetensors"), "rb").read() == adapter
+    assert os.path.exists(os.path.join(out, "loss.svg")) and "done: step 2/" in capsys.readouterr().out
+    with pytest.raises(PhysloraError, match="already at step 2 of 2"):  # finished now
+        train.main(["--resume", out, "--max-steps", "2"])
+
+
 def test_resuming_a_run_started_from_an_adapter_does_not_need_that_adapter_any_more(tiny, data, tmp_path):
     first = run(tiny, data, tmp_path / "first", "--max-steps", 1)
     out = run(tiny, data, tmp_path / "run", "--max-steps", 1, "--init-adapter", first)
