@@ -23,7 +23,7 @@ import re
 from collections import Counter
 
 from common.errors import PhysloraError
-from data.schema import make_record
+from data.schema import make_record, read_text
 
 FORMATS = {"alpaca": ("instruction", "output"), "qa": ("question", "answer"),
            "completion": ("prompt", "completion"), "chat": ("messages",)}
@@ -68,12 +68,11 @@ def source_files(source: str) -> list:
 
 def json_rows(path: str):
     """(line, parsed object or JSONDecodeError) for a JSON-lines file or a JSON array file."""
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    text = read_text(path)
     if text.lstrip().startswith("["):
         yield from array_rows(path, text)
         return
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         if line.strip():
             try:
                 yield number, json.loads(line)

@@ -109,6 +109,20 @@ def split_files(path_or_dir: str, split: Optional[str] = None) -> list:
     return [path_or_dir]
 
 
+def read_text(path: str) -> str:
+    """A data file's text. A UTF-8 byte-order mark is dropped; other bytes than UTF-8 are refused naming
+    the line. (Split it on "\\n" alone: str.splitlines would also cut at a U+2028 inside a JSON string.)"""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise PhysloraError(f"{path}:{line}: not UTF-8 text (byte "
+                            f"{data[err.start]:#04x}); save it as UTF-8, or export a binary format such as "
+                            "parquet to JSON lines first") from None
+
+
 def load_records(path_or_dir: str, split: Optional[str] = None) -> list:
     """Read records from a data folder (`split`.jsonl, or every split file) or one .jsonl file
     (then `split` keeps the records whose split field matches).
@@ -118,22 +132,21 @@ def load_records(path_or_dir: str, split: Optional[str] = None) -> list:
     """
     records = []
     for path in split_files(path_or_dir, split):
-        with open(path, encoding="utf-8") as f:
-            for number, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{number}"
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise PhysloraError(f"{where}: malformed JSON ({err.msg}); fix or remove the line") from None
-                if not isinstance(record, dict):
-                    raise PhysloraError(f"{where}: expected a JSON object, got {type(record).__name__}")
-                for name in REQUIRED_FIELDS:
-                    if not isinstance(record.get(name), str):
-                        raise PhysloraError(f"{where}: field {name!r} is missing or not a string; "
-                                            f"every record needs {', '.join(REQUIRED_FIELDS)}")
-                records.append(record)
+        for number, line in enumerate(read_text(path).split("\n"), start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise PhysloraError(f"{where}: malformed JSON ({err.msg}); fix or remove the line") from None
+            if not isinstance(record, dict):
+                raise PhysloraError(f"{where}: expected a JSON object, got {type(record).__name__}")
+            for name in REQUIRED_FIELDS:
+                if not isinstance(record.get(name), str):
+                    raise PhysloraError(f"{where}: field {name!r} is missing or not a string; "
+                                        f"every record needs {', '.join(REQUIRED_FIELDS)}")
+            records.append(record)
     if split is not None and os.path.isfile(path_or_dir):
         records = [record for record in records if record.get("split") == split]
     return records

@@ -163,3 +163,27 @@ def test_a_folder_without_json_files_is_a_user_error(tmp_path):
     (tmp_path / "notes.txt").write_text("not data")
     with pytest.raises(PhysloraError, match="a folder with no .json or .jsonl files"):
         importer.import_file(str(tmp_path), 0, 0.0, 0.0, False)
+
+
+def test_a_file_that_is_not_utf8_is_refused_naming_its_line(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"question": "ok?", "answer": "y"}\n{"question": "caf\xe9?", "answer": "y"}\n')
+    with pytest.raises(PhysloraError, match=r"latin1\.jsonl:2: not UTF-8 text \(byte 0xe9\)"):
+        importer.import_file(str(path), 0, 0.0, 0.0, False)
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_record(tmp_path):
+    for name, text in (("lines.jsonl", '{"question": "q?", "answer": "a"}\n'),
+                       ("array.json", '[{"question": "q?", "answer": "a"}]')):
+        path = tmp_path / name
+        path.write_bytes("\ufeff".encode() + text.encode())
+        splits, _ = importer.import_file(str(path), 0, 0.0, 0.0, False)
+        assert [r["prompt"] for r in splits["train"]] == ["q?"]
+
+
+def test_a_line_separator_inside_a_string_does_not_split_the_record(tmp_path):
+    path = tmp_path / "unicode.jsonl"
+    path.write_text(json.dumps({"question": "one\u2028two?", "answer": "a"}, ensure_ascii=False) + "\n",
+                    encoding="utf-8")
+    splits, _ = importer.import_file(str(path), 0, 0.0, 0.0, False)
+    assert [r["prompt"] for r in splits["train"]] == ["one\u2028two?"]

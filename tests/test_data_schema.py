@@ -126,3 +126,10 @@ def test_every_generator_writes_byte_identical_files_for_a_seed_and_other_files_
     first = written("a", "0")
     assert written("b", "0") == first
     assert written("c", "3") != first
+
+
+def test_a_data_file_that_is_not_utf8_is_refused_naming_its_line(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(json.dumps(record(0)).encode() + b"\n" + b'{"task": "x", "prompt": "caf\xe9"}\n')
+    with pytest.raises(PhysloraError, match=r"train\.jsonl:2: not UTF-8 text"):
+        load_records(str(path))
