@@ -123,6 +123,28 @@ def read_text(path: str) -> str:
                             "parquet to JSON lines first") from None
 
 
+def check_fields(record: dict, where: str) -> None:
+    """The fields every reader relies on: the required strings, and id, split and meta when present (meta's
+    system message and earlier turns, an imported chat's context, go into the chat template)."""
+    for name in REQUIRED_FIELDS:
+        if not isinstance(record.get(name), str):
+            raise PhysloraError(f"{where}: field {name!r} is missing or not a string; "
+                                f"every record needs {', '.join(REQUIRED_FIELDS)}")
+    for name, kind in (("id", str), ("split", str), ("meta", dict)):
+        if name in record and not isinstance(record[name], kind):
+            raise PhysloraError(f"{where}: field {name!r} must be {'a string' if kind is str else 'an object'}, "
+                                f"not {type(record[name]).__name__}")
+    meta = record.get("meta", {})
+    if not isinstance(meta.get("system", ""), str):
+        raise PhysloraError(f"{where}: meta.system must be a string")
+    history = meta.get("history", [])
+    if not isinstance(history, list) or not all(
+            isinstance(turn, dict) and turn.get("role") in ("user", "assistant") and isinstance(turn.get("content"), str)
+            for turn in history):
+        raise PhysloraError(f"{where}: meta.history must be a list of {{\"role\": \"user\" or \"assistant\", "
+                            f"\"content\": text}} turns, the conversation before the prompt")
+
+
 def load_records(path_or_dir: str, split: Optional[str] = None) -> list:
     """Read records from a data folder (`split`.jsonl, or every split file) or one .jsonl file
     (then `split` keeps the records whose split field matches).
@@ -142,10 +164,7 @@ def load_records(path_or_dir: str, split: Optional[str] = None) -> list:
                 raise PhysloraError(f"{where}: malformed JSON ({err.msg}); fix or remove the line") from None
             if not isinstance(record, dict):
                 raise PhysloraError(f"{where}: expected a JSON object, got {type(record).__name__}")
-            for name in REQUIRED_FIELDS:
-                if not isinstance(record.get(name), str):
-                    raise PhysloraError(f"{where}: field {name!r} is missing or not a string; "
-                                        f"every record needs {', '.join(REQUIRED_FIELDS)}")
+            check_fields(record, where)
             records.append(record)
     if split is not None and os.path.isfile(path_or_dir):
         records = [record for record in records if record.get("split") == split]

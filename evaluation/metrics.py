@@ -34,7 +34,7 @@ from evaluation.parsing import (
     FAILURE_MODES, extract_choice, extract_code, extract_number, parse_check_program, parse_scenario,
 )
 from evaluation.rouge import rouge_l
-from evaluation.sandbox import run_tests
+from evaluation.sandbox import check_tests, run_tests
 from evaluation.stats import wilson_interval
 
 UNPARSED = "unparsed"
@@ -124,14 +124,17 @@ def score_code(record: dict, output: str, timeout_s: float) -> dict:
     answer = _answer_dict(record)
     tests = _required(record, answer, "tests")
     function_name = answer.get("function", "solve")
+    try:
+        check_tests(tests)
+    except PhysloraError as error:  # name the record whose tests are malformed
+        raise PhysloraError(f"{_where(record)}{error}") from None
+    if not (isinstance(function_name, str) and function_name.isidentifier()):
+        raise PhysloraError(f"{_where(record)}answer.function: {function_name!r} is not a Python function name")
     code = extract_code(output, function_name)
     if code is None:
         return {"correct": False, "code_found": False, "tests_passed": 0, "tests_total": len(tests),
                 "errors": ["NoCode"] * len(tests)}
-    try:
-        result = run_tests(code, function_name, tests, timeout_s=timeout_s)
-    except PhysloraError as error:  # name the record whose tests are malformed
-        raise PhysloraError(f"{_where(record)}{error}") from None
+    result = run_tests(code, function_name, tests, timeout_s=timeout_s)
     return {
         "correct": result.passed,
         "code_found": True,
@@ -144,6 +147,8 @@ def score_code(record: dict, output: str, timeout_s: float) -> dict:
 def score_instruction(record: dict, output: str) -> dict:
     answer = record.get("answer")
     reference = answer["reference"] if isinstance(answer, dict) and "reference" in answer else record["target"]
+    if not isinstance(reference, str):
+        raise PhysloraError(f"{_where(record)}answer.reference: must be text, got {type(reference).__name__}")
     exact = normalize_text(output) == normalize_text(reference)
     return {"correct": exact, "exact_match": exact, "rouge_l": rouge_l(reference, output).fmeasure}
 

@@ -92,7 +92,7 @@ def run_tests(
     lists, but True is not 1 and 7.0 is not 7. `timeout_s` is wall-clock for the whole run,
     interpreter start-up (~20 ms) included; tests left unfinished count as "Timeout".
     """
-    _check_tests(tests)
+    check_tests(tests)
     expected = [_canonical(test["output"]) for test in tests]
     workdir = tempfile.mkdtemp(prefix="physlora-sandbox-")
     uid = _dedicated_uid() if os.geteuid() == 0 else None
@@ -139,9 +139,10 @@ def run_tests(
     return SandboxResult(_outcomes(messages, expected, timed_out, child.returncode), timed_out)
 
 
-def _check_tests(tests: list[dict]) -> None:
-    if not tests:
-        raise PhysloraError("answer.tests: empty; a code task needs at least one test case")
+def check_tests(tests: list[dict]) -> None:
+    """Refuse test cases that could not decide anything: none, or ones without an input and an output."""
+    if not isinstance(tests, list) or not tests:
+        raise PhysloraError(f"answer.tests: {tests!r:.40}; a code task needs a list of at least one test case")
     for index, test in enumerate(tests):
         if not (isinstance(test, dict) and "output" in test and ("input" in test or "args" in test)):
             raise PhysloraError(

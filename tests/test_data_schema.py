@@ -1,6 +1,7 @@
 """The record schema: deterministic writing, a loader with file:line errors, careful output folders."""
 import argparse
 import json
+import re
 import os
 
 import pytest
@@ -132,4 +133,18 @@ def test_a_data_file_that_is_not_utf8_is_refused_naming_its_line(tmp_path):
     path = tmp_path / "train.jsonl"
     path.write_bytes(json.dumps(record(0)).encode() + b"\n" + b'{"task": "x", "prompt": "caf\xe9"}\n')
     with pytest.raises(PhysloraError, match=r"train\.jsonl:2: not UTF-8 text"):
+        load_records(str(path))
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("split", None, "field 'split' must be a string, not NoneType"),
+    ("id", ["a"], "field 'id' must be a string, not list"),
+    ("meta", "abc", "field 'meta' must be an object, not str"),
+    ("meta", {"system": 3}, "meta.system must be a string"),
+    ("meta", {"history": [{"role": "bot", "content": "x"}]}, "meta.history must be a list of"),
+])
+def test_a_field_of_the_wrong_type_is_refused_naming_file_and_line(tmp_path, field, value, message):
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps(record(0)) + "\n" + json.dumps({**record(1), field: value}) + "\n")
+    with pytest.raises(PhysloraError, match=re.escape(f"train.jsonl:2: {message}")):
         load_records(str(path))

@@ -176,13 +176,24 @@ def test_answer_without_code_is_wrong_without_running_anything():
     assert (score["correct"], score["code_found"], score["errors"]) == (False, False, ["NoCode", "NoCode"])
 
 
-def test_code_record_with_malformed_tests_is_refused_naming_the_record():
-    record = {"id": "bad-puzzle", "task": "puzzle_rpn", "answer": {"function": "solve", "tests": [{"input": "1"}]}}
-    with pytest.raises(PhysloraError, match=r"'bad-puzzle'.*answer.tests\[0\]"):
-        score_record(record, "def solve(e):\n    return 1\n")
+@pytest.mark.parametrize("answer, message", [({"tests": [{"input": "1"}]}, r"answer.tests\[0\]"),
+                                             ({"tests": []}, "answer.tests: .*at least one test case"),
+                                             ({"tests": 5}, "answer.tests: 5"),
+                                             ({"tests": [{"input": 1, "output": 1}], "function": 5},
+                                              "answer.function: 5 is not a Python function name")])
+@pytest.mark.parametrize("output", ["def solve(e):\n    return 1\n", ""])  # "": as records are checked before answering
+def test_code_record_with_malformed_tests_is_refused_naming_the_record_whatever_the_answer(answer, message, output):
+    record = {"id": "bad-puzzle", "task": "puzzle_rpn", "answer": answer}
+    with pytest.raises(PhysloraError, match=f"'bad-puzzle'.*{message}"):
+        score_record(record, output)
 
 
 # --- instruction ---------------------------------------------------------------------------
+
+def test_an_instruction_reference_that_is_not_text_is_refused_naming_the_record():
+    with pytest.raises(PhysloraError, match="'odd': answer.reference: must be text, got int"):
+        score_record({"id": "odd", "task": "instruction", "target": "t", "answer": {"reference": 5}}, "")
+
 
 def test_normalisation_ignores_case_punctuation_articles_and_spacing():
     assert normalize_text("  The Box -- tips, over!  ") == "box tips over"
