@@ -16,6 +16,7 @@ of a single process (see common/distributed.py).
 """
 import argparse
 import gc
+import hashlib
 import json
 import os
 import random
@@ -159,7 +160,8 @@ def main(argv=None) -> dict:
     started = time.perf_counter()
     records = load_eval_records(args.data, args.split, args.limit, args.seed)  # bad data: no folder left behind
     # rank 0 alone creates OUT; the others wait until it exists
-    out = distributed.from_rank0(open_run_dir(args, PER_INVOCATION, root="results") if rank0 else None)
+    evaluated = {"records": {"sha256": hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest()}}
+    out = distributed.from_rank0(open_run_dir(args, PER_INVOCATION, root="results", data=evaluated) if rank0 else None)
     log = Log(os.path.join(out, "eval.log")) if rank0 else lambda message: None
     splits = sorted({r["split"] for r in records})
     log(f"data: {len(records)} records from {args.data} ({', '.join(splits)}); output in {out}")

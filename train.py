@@ -37,8 +37,8 @@ from common.cli import DTYPES, add_model_arguments, check_adapter_folder, check_
 from common.errors import Interrupted, PhysloraError, interrupted_means
 from common.memory import peak_memory_mib
 from common.progress import Progress, format_duration
-from common.runs import (ADAPTER_FILES, append_jsonl, check_run_dir, new_run_dir, push_to_hub, read_jsonl,
-                         resumed_settings, start_run_dir)
+from common.runs import (ADAPTER_FILES, append_jsonl, check_run_dir, check_same_data, new_run_dir, push_to_hub,
+                         read_jsonl, resumed_settings, start_run_dir)
 from common.svg import write_line_chart
 from data.batching import PAD_MULTIPLE, collate, evaluation_batches, load_examples, padding_share, training_windows
 from data.schema import split_files
@@ -281,6 +281,8 @@ def main(argv=None):
     with distributed.rank0_first():  # the default data, if absent, is generated once
         train_examples, train_report = load_split(args, tokenizer, "train")
     val_examples, val_report = load_split(args, tokenizer, "val")
+    if args.resume:
+        check_same_data(run_dir, {"train": train_report, "val": val_report})
     windows = training_windows([len(e.input_ids) for e in train_examples], args.batch_size, args.grad_accum,
                                args.epochs, args.seed, args.max_len if args.pack else None)
     total_steps = len(windows)

@@ -59,16 +59,32 @@ def start_run_dir(out: str) -> None:
             shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
 
 
-def open_run_dir(args: argparse.Namespace, per_invocation: tuple, root: str = RUNS_ROOT, prefix: str = "") -> str:
+def open_run_dir(args: argparse.Namespace, per_invocation: tuple, root: str = RUNS_ROOT, prefix: str = "",
+                 data: dict = None) -> str:
     """A command's run folder: --out, or a new root/<prefix><timestamp>. A new run (not --resume) creates it,
-    refusing a non-empty one, and writes config.json with every setting but the `per_invocation` flags."""
+    refusing a non-empty one, and writes config.json with every setting but the `per_invocation` flags, and
+    `data` ({name: {"sha256": ...}}) to check the data against when it resumes (`check_same_data`)."""
     out = args.out or new_run_dir(root, prefix)
     if not args.resume:
         check_run_dir(out, overwrite=False, has_overwrite_flag=False)
         os.makedirs(out, exist_ok=True)
         with open(os.path.join(out, "config.json"), "w") as f:
-            json.dump({"settings": {k: v for k, v in vars(args).items() if k not in per_invocation}}, f, indent=2)
+            json.dump({"settings": {k: v for k, v in vars(args).items() if k not in per_invocation},
+                       **({"data": data} if data else {})}, f, indent=2)
+    elif data:
+        check_same_data(out, data)
     return out
+
+
+def check_same_data(run_dir: str, data: dict) -> None:
+    """Refuse to resume a run on other data than it started with: it would end as no uninterrupted run does."""
+    with open(os.path.join(run_dir, "config.json")) as f:
+        started_with = json.load(f).get("data", {})
+    for name, now in data.items():
+        if name in started_with and started_with[name]["sha256"] != now["sha256"]:
+            where = f" ({now['path']})" if "path" in now else ""
+            raise PhysloraError(f"--resume {run_dir}: the {name} data{where} changed since the run started (its "
+                                "sha256 is in config.json); restore it, or start a new run")
 
 
 def resumed_settings(parser: argparse.ArgumentParser, argv, per_invocation: tuple, command: str) -> argparse.Namespace:
@@ -91,6 +107,11 @@ def resumed_settings(parser: argparse.ArgumentParser, argv, per_invocation: tupl
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise PhysloraError(f"--resume {args.resume}: {path} is not a run's config.json ({type(err).__name__}: "
                             f"{err}); was it edited by hand?") from None
+    foreign = sorted(set(saved) - set(vars(args)))
+    if foreign:
+        raise PhysloraError(f"--resume {args.resume}: its settings ({', '.join(foreign[:4])}"
+                            f"{', …' if len(foreign) > 4 else ''}) are not {command}'s: the folder of another "
+                            f"command? Pass a folder written by {command}")
     # argparse fills in a default only where the namespace lacks the attribute: what stays unset was not given.
     unset = object()
     given = vars(parser.parse_args(argv, namespace=argparse.Namespace(**{name: unset for name in vars(args)})))

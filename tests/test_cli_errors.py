@@ -178,3 +178,11 @@ def test_an_error_of_another_rank_alone_is_said_with_its_rank(monkeypatch, capsy
         raise PhysloraError("process 3 of this machine has no GPU")
     assert stop.value.code == 2
     assert capsys.readouterr().err == "error: (rank 3) process 3 of this machine has no GPU\n"
+
+
+@pytest.mark.parametrize("command, saved", [(evaluate, {"lr": 2e-4, "rank": 8, "grad_accum": 2}),
+                                            (train, {"split": "test*", "judge_url": None, "limit": None})])
+def test_resume_refuses_the_folder_of_another_command(tmp_path, command, saved):
+    (tmp_path / "config.json").write_text(json.dumps({"settings": saved}))
+    with pytest.raises(PhysloraError, match=rf"its settings \(.*\) are not {command.__name__}\.py's"):
+        command.parse_settings(["--resume", str(tmp_path)])

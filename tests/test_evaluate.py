@@ -178,6 +178,16 @@ def test_resume_refuses_changed_settings(tiny, data, tmp_path):
         evaluate.main(["--resume", str(tmp_path / "out"), "--limit", "2"])
 
 
+def test_resume_refuses_data_changed_since_the_evaluation_started(tiny, tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    write_jsonl(str(folder / "test_seen.jsonl"), [scenario("test_seen", i) for i in range(3)])
+    run(tiny, str(folder), tmp_path / "out", "--split", "test_seen")
+    write_jsonl(str(folder / "test_seen.jsonl"), [scenario("test_seen", i) for i in range(2)])
+    with pytest.raises(PhysloraError, match="the records data changed since the run started"):
+        evaluate.main(["--resume", str(tmp_path / "out")])
+
+
 def test_an_existing_output_folder_is_never_overwritten(tiny, data, tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "results.json").write_text("{}")

@@ -173,6 +173,14 @@ def test_a_run_stopped_after_its_last_checkpoint_but_before_its_adapter_finishes
         train.main(["--resume", out, "--max-steps", "2"])
 
 
+def test_resume_refuses_training_data_changed_since_the_run_started(tiny, tmp_path):
+    data = write_data(tmp_path / "data", train_size=8)
+    out = run(tiny, data, tmp_path / "run", "--max-steps", 1)
+    write_data(tmp_path / "data", train_size=5)
+    with pytest.raises(PhysloraError, match=r"the train data \(.*train.jsonl\) changed since the run started"):
+        train.main(["--resume", out, "--max-steps", "2"])
+
+
 def test_resuming_a_run_started_from_an_adapter_does_not_need_that_adapter_any_more(tiny, data, tmp_path):
     first = run(tiny, data, tmp_path / "first", "--max-steps", 1)
     out = run(tiny, data, tmp_path / "run", "--max-steps", 1, "--init-adapter", first)
