@@ -128,6 +128,10 @@ def parse_settings(argv) -> argparse.Namespace:
     check_model_flags(args)
     if args.curriculum is not None and not 0 < args.curriculum <= 1:
         raise PhysloraError(f"--curriculum {args.curriculum}: a train pass@1 threshold in (0, 1]")
+    try:  # train.py's own checks now, not after the first sampling and verification
+        train.parse_settings(as_argv(*training_argv(args, "DATA", "OUT", args.epochs)))
+    except PhysloraError as err:
+        raise PhysloraError(f"training settings: {err}") from None
     return args
 
 
@@ -230,13 +234,16 @@ def train_on_kept(args, data: str, out: str, previous, kept: int) -> None:
         train.main(["--resume", out])
         return
     steps_per_epoch = math.ceil(kept / args.train_batch_size)
-    argv = ["--model", args.model, "--dtype", args.dtype, "--device", args.device, "--data", data, "--out", out,
-            "--overwrite", "--rank", args.rank, "--alpha", args.alpha, "--lr", args.lr, "--seed", args.seed,
-            "--epochs", max(args.epochs, math.ceil(args.min_steps / steps_per_epoch)),
-            "--batch-size", args.train_batch_size, "--grad-accum", 1, "--eval-every", 10]
+    argv = training_argv(args, data, out, epochs=max(args.epochs, math.ceil(args.min_steps / steps_per_epoch)))
     if previous and not args.restart:
         argv += ["--init-adapter", previous]
     train.main(as_argv(*argv))
+
+
+def training_argv(args, data: str, out: str, epochs: int) -> list:
+    return ["--model", args.model, "--dtype", args.dtype, "--device", args.device, "--data", data, "--out", out,
+            "--overwrite", "--rank", args.rank, "--alpha", args.alpha, "--lr", args.lr, "--seed", args.seed,
+            "--epochs", epochs, "--batch-size", args.train_batch_size, "--grad-accum", 1, "--eval-every", 10]
 
 
 def write_selection(args, data: str, pool: list, samples: dict, val: list) -> None:

@@ -153,6 +153,14 @@ def test_sampling_at_temperature_0_is_refused(tiny, tmp_path):
         improve.main(settings(tiny, tmp_path / "run", "--temperature", "0"), answer=Stub())
 
 
+@pytest.mark.parametrize("flags, message", [(["--lr", "0"], "--lr 0.0 and --alpha 32.0: both must be > 0"),
+                                           (["--alpha", "-1"], "--lr .* and --alpha -1.0: both must be > 0")])
+def test_training_flags_are_refused_before_any_problem_is_made(tiny, tmp_path, flags, message):
+    with pytest.raises(PhysloraError, match=f"training settings: {message}"):
+        improve.main(settings(tiny, tmp_path / "run", *flags), answer=Stub())
+    assert not (tmp_path / "run").exists()
+
+
 class TinyModel:
     """The real sampler on the tiny model, plus one right program per train problem (a random model never
     writes one, and the loop needs something to train on). With `cut_at`, that iteration's sampling is
