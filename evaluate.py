@@ -24,7 +24,8 @@ import time
 
 from common import distributed
 from common.chat_api import check_reachable
-from common.cli import add_model_arguments, check_model_flags, check_sampling_flags, load_model_from_args, run_main
+from common.cli import (add_model_arguments, check_model_flags, check_sampling_flags, load_model_from_args, run_main,
+                        seed_number)
 from common.errors import PhysloraError, interrupted_means
 from common.progress import Log, format_duration
 from common.runs import open_run_dir, resumed_settings
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--temperature", type=float, default=None,
                         help="0 = greedy; default: 0, or 0.8 with --num-samples > 1")
     parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass; default: %(default)s")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=seed_number, default=0,
                         help="seed of --limit's sample, of sampling and of --samples; default: %(default)s")
     parser.add_argument("--mcq-mode", choices=("generate", "loglik"), default="generate",
                         help="multiple choice: read the letter from the generated answer, or pick the option "

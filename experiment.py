@@ -27,7 +27,7 @@ import evaluate
 import generate_data
 import train
 from common import distributed
-from common.cli import add_model_arguments, as_argv, check_model_flags, run_main
+from common.cli import add_model_arguments, as_argv, check_model_flags, run_main, seed_number
 from common.errors import PhysloraError, interrupted_means
 from common.progress import format_duration
 from common.runs import open_run_dir, read_timings, resumed_settings, run_stage
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(dtype="bf16")
     parser.add_argument("--baseline-model", default=None, metavar="MODEL",
                         help="compare against this model without adapter (e.g. a larger one); default: --model")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the data, the training and the evaluation; "
+    parser.add_argument("--seed", type=seed_number, default=0, help="seed of the data, the training and the evaluation; "
                                                             "default: %(default)s")
     data = parser.add_argument_group("data (generate_data.py physics)")
     data.add_argument("--train", type=int, default=1400, help="training scenarios; default: %(default)s")

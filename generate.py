@@ -8,7 +8,7 @@ import json
 import sys
 import time
 
-from common.cli import add_model_arguments, load_model_from_args
+from common.cli import add_model_arguments, load_model_from_args, seed_number
 from common.errors import PhysloraError, user_errors_are_one_line
 from model.sampler import SamplingParams, generate
 from model.tokenizer import TextStream
@@ -32,7 +32,7 @@ def parse_args(argv=None):
                         help="0 = greedy decoding; default: %(default)s")
     parser.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest tokens (0 = all)")
     parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass; default: %(default)s")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed; default: %(default)s")
+    parser.add_argument("--seed", type=seed_number, default=0, help="sampling seed; default: %(default)s")
     parser.add_argument("--decode", choices=("auto", "eager", "graph"), default="auto",
                         help="how each decoding step runs: 'graph' replays it as a CUDA graph (GPU only; "
                              "fixed shapes, no Python per kernel), 'eager' calls the model; default: auto, "

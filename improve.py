@@ -40,7 +40,7 @@ import generate_data
 import train
 from common import distributed
 from common.cli import (add_model_arguments, as_argv, check_model_flags, check_sampling_flags, load_model_from_args,
-                        run_main)
+                        run_main, seed_number)
 from common.errors import Interrupted, PhysloraError
 from common.progress import Log, Progress, format_duration
 from common.runs import open_run_dir, read_timings, resumed_settings, run_stage
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(parser, adapter=False)
     parser.set_defaults(dtype="bf16")  # on CPUs with AMX/AVX-512 bf16, batched generation is ~1.7x fp32's speed
     run = parser.add_argument_group("run")
-    run.add_argument("--seed", type=int, default=0, help="seed of the problems, the samples and the training; "
+    run.add_argument("--seed", type=seed_number, default=0, help="seed of the problems, the samples and the training; "
                                                          "default: %(default)s")
     run.add_argument("--out", default=None, help="run folder; default: runs/improve-<timestamp>")
     run.add_argument("--resume", default=None, metavar="RUN",

@@ -33,7 +33,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from common import distributed
-from common.cli import DTYPES, add_model_arguments, check_adapter_folder, check_model_flags, run_main
+from common.cli import DTYPES, add_model_arguments, check_adapter_folder, check_model_flags, run_main, seed_number
 from common.errors import Interrupted, PhysloraError, interrupted_means
 from common.memory import peak_memory_mib
 from common.progress import Progress, format_duration
@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="micro-batches per optimizer step; default: %(default)s")
     optim.add_argument("--grad-checkpointing", action="store_true",
                        help="recompute each block in the backward pass: less memory, ~30%% more time")
-    optim.add_argument("--seed", type=int, default=0, help="same seed and data, same losses; default: %(default)s")
+    optim.add_argument("--seed", type=seed_number, default=0, help="same seed and data, same losses; default: %(default)s")
     run = parser.add_argument_group("run")
     run.add_argument("--out", default=None, help="run folder; default: runs/<timestamp>")
     run.add_argument("--resume", default=None, metavar="RUN",
@@ -138,8 +138,8 @@ def check_settings(args) -> None:
     for flag, value, low in at_least:
         if value is not None and not value >= low:
             raise PhysloraError(f"{flag} {value}: must be at least {low}")
-    if not args.lr > 0 or not args.alpha > 0:
-        raise PhysloraError(f"--lr {args.lr} and --alpha {args.alpha}: both must be > 0")
+    if not 0 < args.lr < math.inf or not 0 < args.alpha < torch.finfo(torch.float32).max:
+        raise PhysloraError(f"--lr {args.lr} and --alpha {args.alpha}: both must be > 0 and finite in float32")
     if not 0 <= args.dropout < 1:
         raise PhysloraError(f"--dropout {args.dropout}: must be in [0, 1)")
     if not 0 <= args.reasoning_share <= 1:

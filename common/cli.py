@@ -26,6 +26,14 @@ def add_model_arguments(parser: argparse.ArgumentParser, adapter: bool = True) -
                                  "save_pretrained) to apply on top of --model")
 
 
+def seed_number(text: str) -> int:
+    """argparse type of --seed: torch's generators take 64 bits, and seeds are offset per batch and iteration."""
+    value = int(text)
+    if not 0 <= value < 2 ** 32:
+        raise argparse.ArgumentTypeError(f"{text}: a seed is a whole number from 0 to 2^32 - 1")
+    return value
+
+
 def run_main(main) -> None:
     """An entry point that may run under torchrun: main(command-line arguments), a user's error as one
     line (exit code 2), and on success the processes leave together (distributed.finish says why)."""

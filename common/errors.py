@@ -42,6 +42,9 @@ def user_errors_are_one_line():
     except PhysloraError as err:
         _say(str(err))
         sys.exit(2)
+    except KeyboardInterrupt:  # where no command says how to continue: nothing half-done to continue
+        _say("interrupted")
+        sys.exit(130)
     except OSError as err:
         if err.filename is None:  # not about a path the user gave: a real failure, keep its traceback
             raise

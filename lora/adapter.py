@@ -121,6 +121,9 @@ def read_adapter_settings(folder: str) -> LoRASettings:
                             f"peft rewrites when it loads the adapter (W - s·B₀A₀); physlora applies plain LoRA to "
                             f"the unchanged base, so only {', '.join(map(repr, INITS_THAT_KEEP_THE_BASE))} are supported")
     targets = config.get("target_modules")
+    if targets is not None and not isinstance(targets, str) and not (
+            isinstance(targets, list) and all(isinstance(t, str) for t in targets)):
+        raise PhysloraError(f"{path}: target_modules={targets!r} must be a list of module names or a regex string")
     if targets == "all-linear":  # PEFT's name for every linear but the output layer
         targets = TARGETS
     elif isinstance(targets, str):

@@ -49,7 +49,10 @@ def sample_next(logits: torch.Tensor, params: SamplingParams, generator: torch.G
 def sampling_probabilities(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
     """(batch, vocab) logits -> the distribution sampling draws from: softmax(logits / T), with the
     tokens outside the top_k best and outside the top_p nucleus at probability zero."""
-    logits = logits.float() / params.temperature
+    # Shifted by the row's best logit the scaled logits are <= 0: a tiny temperature sends the others to -inf,
+    # never the best to +inf (inf - inf is nan); below float32's range it stays at the smallest normal value.
+    logits = logits.float()
+    logits = (logits - logits.amax(dim=-1, keepdim=True)) / max(params.temperature, torch.finfo(torch.float32).tiny)
     if 0 < params.top_k < logits.shape[-1]:
         kth_best = torch.topk(logits, params.top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth_best, float("-inf"))

@@ -118,6 +118,7 @@ def test_resuming_a_run_whose_config_is_corrupt_names_the_file(tmp_path):
     ({"peft_type": "LORA", "r": 4, "lora_alpha": 8, "lora_dropout": 1, "target_modules": ["q_proj"]},
      r"lora_dropout=1.0 must be in \[0, 1\)"),
     ({"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": []}, r"target_modules=\[\] names none of q_proj"),
+    ({"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": 5}, "target_modules=5 must be a list of module"),
     ({"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "lm_head"]},
      "target_modules: unknown 'lm_head'")])
 def test_a_hand_edited_adapter_config_names_the_file_and_the_field(tmp_path, config, message):
@@ -168,7 +169,7 @@ def test_under_torchrun_a_bad_flag_every_process_meets_is_said_once(tmp_path):
                           text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode != 0
     assert [line for line in done.stderr.splitlines() if line.startswith("error:")] == [
-        "error: --lr nan and --alpha 16.0: both must be > 0"]
+        "error: --lr nan and --alpha 16.0: both must be > 0 and finite in float32"]
 
 
 def test_an_error_of_another_rank_alone_is_said_with_its_rank(monkeypatch, capsys):
@@ -186,3 +187,23 @@ def test_resume_refuses_the_folder_of_another_command(tmp_path, command, saved):
     (tmp_path / "config.json").write_text(json.dumps({"settings": saved}))
     with pytest.raises(PhysloraError, match=rf"its settings \(.*\) are not {command.__name__}\.py's"):
         command.parse_settings(["--resume", str(tmp_path)])
+
+
+@pytest.mark.parametrize("command", [train, evaluate, improve, experiment])
+@pytest.mark.parametrize("seed", ["-1", str(2 ** 32), "99999999999999999999"])
+def test_a_seed_torch_cannot_take_is_refused_by_the_parser(command, seed, capsys):
+    with pytest.raises(SystemExit):
+        command.parse_settings(["--seed", seed])
+    assert "a seed is a whole number from 0 to 2^32 - 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("alpha", ["inf", "1e308"])
+def test_an_alpha_beyond_float32_is_refused(alpha):
+    with pytest.raises(PhysloraError, match="both must be > 0 and finite in float32"):
+        train.parse_settings(["--alpha", alpha])
+
+
+def test_ctrl_c_where_no_command_says_how_to_continue_is_one_line(capsys):
+    with pytest.raises(SystemExit) as stop, user_errors_are_one_line():
+        raise KeyboardInterrupt
+    assert stop.value.code == 130 and capsys.readouterr().err == "error: interrupted\n"

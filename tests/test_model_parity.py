@@ -115,6 +115,14 @@ def test_sampling_distribution_equals_transformers_warpers(temperature, top_k, t
     assert (got - expected).abs().max().item() <= 1e-6
 
 
+@pytest.mark.parametrize("temperature", [1e-20, 1e-45, 1e-300])
+def test_a_tiny_temperature_samples_the_best_token(temperature):
+    logits = torch.randn(5, 397) * 3
+    params = SamplingParams(temperature=temperature, top_p=0.5)
+    drawn = sample_next(logits, params, torch.Generator().manual_seed(0))
+    assert torch.equal(drawn, logits.argmax(dim=-1))
+
+
 def test_sampled_tokens_come_from_the_filtered_distribution_only():
     logits = torch.randn(1, 101).expand(4000, -1)
     params = SamplingParams(temperature=1.0, top_k=10, top_p=0.6)
