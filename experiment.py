@@ -161,7 +161,8 @@ def main(argv=None) -> str:
 
         def train_stage():  # continue from the last checkpoint, or (re)start: a run without one has nothing to keep
             checkpoint = distributed.from_rank0(latest_checkpoint(run) if os.path.isdir(run) else None)
-            train.main(as_argv("--resume", run) if checkpoint else as_argv(*train_args, "--out", run, "--overwrite"))
+            resumed = ["--resume", run, *(["--max-steps", args.max_steps] if args.max_steps else [])]  # per invocation
+            train.main(as_argv(*resumed) if checkpoint else as_argv(*train_args, "--out", run, "--overwrite"))
 
         run_stage("train", os.path.exists(os.path.join(run, "adapter_model.safetensors")), train_stage, timings_path)
 

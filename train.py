@@ -37,8 +37,8 @@ from common.cli import DTYPES, add_model_arguments, check_adapter_folder, check_
 from common.errors import Interrupted, PhysloraError, interrupted_means
 from common.memory import peak_memory_mib
 from common.progress import Progress, format_duration
-from common.runs import (ADAPTER_FILES, append_jsonl, check_run_dir, check_same_data, new_run_dir, push_to_hub,
-                         read_jsonl, resumed_settings, start_run_dir)
+from common.runs import (append_jsonl, check_run_dir, check_same_data, new_run_dir, push_to_hub, read_jsonl,
+                         resumed_settings, start_run_dir)
 from common.svg import write_line_chart
 from data.batching import PAD_MULTIPLE, collate, evaluation_batches, load_examples, padding_share, training_windows
 from data.schema import split_files
@@ -288,10 +288,9 @@ def main(argv=None):
     total_steps = len(windows)
     warmup = args.warmup_steps if args.warmup_steps is not None else max(1, round(WARMUP_SHARE * total_steps))
     last_step = min(total_steps, args.max_steps or total_steps)
-    saved = all(os.path.exists(os.path.join(run_dir, name)) for name in ADAPTER_FILES)
-    if state["step"] > last_step or state["step"] == last_step and saved:  # (stopped before the adapter: finish)
-        raise PhysloraError(f"--resume {run_dir}: already at step {state['step']} of {last_step}; "
-                            f"{'nothing left to train' if last_step == total_steps else 'pass a larger --max-steps'}")
+    if state["step"] > last_step:  # at last_step the loop is done: the adapter is (re)written from that checkpoint
+        raise PhysloraError(f"--resume {run_dir}: already at step {state['step']}, past --max-steps {last_step}; "
+                            "pass a larger --max-steps")
     plan_padding = padding_share(train_examples, [rows for _, batches in windows for rows in batches],
                                  args.pad_multiple)
     print(f"model {args.model} ({args.dtype}): {counts['total']:,} parameters, {counts['trainable']:,} trainable "

@@ -13,7 +13,8 @@ sees neither the project nor site-packages. Before any untrusted code runs it
      delete, rename, chmod ... of a path outside the temporary directory, and any read or
      listing outside it and the stdlib's folders (the problems' expected outputs lie somewhere
      on this machine, a run folder, a data file, and a program that finds them must not pass),
-     and starting other programs or C code through ctypes, which would act unseen by the hook.
+     starting other programs or C code through ctypes, which would act unseen by the hook, and
+     symbolic links and chdir out, which could turn a path the hook checked into another one.
 
 Results go to RESULT_FD as JSON lines -- `{"ready": true}` once confined (or `{"sandbox_error":
 ...}` if confining failed), one line per test, then `{"done": true}` -- so output the code prints
@@ -37,9 +38,11 @@ _PATH_CHANGING_EVENTS = frozenset({
     "os.utime", "shutil.chown",
 })
 _LISTING_EVENTS = frozenset({"os.listdir", "os.scandir"})
-# Another program, or C functions called through ctypes, would act where this hook cannot see.
+# Another program, or C functions called through ctypes, would act where this hook cannot see; so would
+# _posixsubprocess.fork_exec (subprocess's and multiprocessing's way to start one), which raises no event.
 _UNWATCHED_EVENTS = frozenset({"os.exec", "os.posix_spawn", "os.spawn", "os.system", "subprocess.Popen",
                                "ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle"})
+_UNWATCHED_MODULES = frozenset({"_posixsubprocess", "_ctypes"})
 _DETAIL_CHARS = 300
 
 
@@ -144,8 +147,12 @@ def _refuse_escapes(root: str, stdlib: list):
     def hook(event: str, args: tuple) -> None:
         if event.startswith("socket."):
             raise PermissionError(f"sandbox: network access refused ({event})")
-        if event in _UNWATCHED_EVENTS:
+        if event in _UNWATCHED_EVENTS or event == "import" and args[0] in _UNWATCHED_MODULES:
             raise PermissionError(f"sandbox: starting programs and calling C libraries refused ({event})")
+        if event == "os.symlink":  # a link swapped between the hook's check and the open could point anywhere
+            raise PermissionError("sandbox: symbolic links refused")
+        if event == "os.chdir" and not inside(args[0]):  # (another thread's relative paths would follow it)
+            raise PermissionError(f"sandbox: leaving the working directory refused: {args[0]!r}")
         if event == "open":
             path, _mode, flags = args
             if isinstance(flags, int) and flags & _WRITE_FLAGS and not inside(path):

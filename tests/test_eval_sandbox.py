@@ -209,10 +209,18 @@ def test_reading_or_listing_outside_the_working_directory_is_refused():
 
 @pytest.mark.parametrize("program", ["__import__('subprocess').run(['cat', '/etc/hostname'])",
                                      "__import__('os').system('true')",
+                                     "__import__('_posixsubprocess')",  # its fork_exec raises no audit event
                                      "__import__('ctypes').CDLL(None)"])
 def test_other_programs_and_c_libraries_which_the_sandbox_cannot_watch_are_refused(program):
     outcome = _run(f"def solve(x):\n    {program}\n    return x * x\n").outcomes[0]
     assert outcome.error in ("PermissionError", "ImportError"), outcome  # ctypes's own import calls dlopen
+
+
+@pytest.mark.parametrize("move", ["os.symlink('.', 'link')", "os.chdir('/')"])
+def test_links_and_leaving_the_folder_which_could_redirect_a_checked_path_are_refused(move):
+    # A link swapped, or a chdir made by another thread, between the hook's check and the open would read
+    # elsewhere than the path the hook allowed.
+    assert _run(f"import os\ndef solve(x):\n    {move}\n    return x * x\n").outcomes[0].error == "PermissionError"
 
 
 def test_network_is_refused():

@@ -55,3 +55,19 @@ def test_ctrl_c_in_training_says_to_resume_the_experiment_not_train_py(tmp_path,
     out = tmp_path / "experiment"
     with pytest.raises(Interrupted, match=f"^interrupted; continue with: python experiment.py --resume {out}$"):
         experiment.main(["--quick", "--model", write_tiny_model(tmp_path / "tiny"), "--out", str(out)])
+
+
+def test_an_experiment_stopped_before_its_adapter_resumes_to_the_same_max_steps(tmp_path, monkeypatch):
+    flags = ["--quick", "--model", write_tiny_model(tmp_path / "tiny"), "--out", str(tmp_path / "experiment"),
+             "--max-steps", "3", "--eval-every", "1"]
+    save_adapter = train.save_adapter
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(train, "save_adapter", stopped)
+    with pytest.raises(Interrupted):
+        experiment.main(flags)
+    monkeypatch.setattr(train, "save_adapter", save_adapter)
+    experiment.main(["--resume", str(tmp_path / "experiment")])
+    with open(tmp_path / "experiment" / "train" / "metrics.jsonl") as f:
+        assert max(m["step"] for m in map(json.loads, f)) == 3  # finished at --max-steps, not trained on

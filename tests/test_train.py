@@ -169,8 +169,22 @@ def test_a_run_stopped_after_its_last_checkpoint_but_before_its_adapter_finishes
     train.main(["--resume", out, "--max-steps", "2"])
     assert open(os.path.join(out, "adapter_model.safetensors"), "rb").read() == adapter
     assert os.path.exists(os.path.join(out, "loss.svg")) and "done: step 2/" in capsys.readouterr().out
-    with pytest.raises(PhysloraError, match="already at step 2 of 2"):  # finished now
-        train.main(["--resume", out, "--max-steps", "2"])
+    train.main(["--resume", out, "--max-steps", "2"])  # a finished run: the same adapter, written again
+    assert open(os.path.join(out, "adapter_model.safetensors"), "rb").read() == adapter
+    with pytest.raises(PhysloraError, match="already at step 2, past --max-steps 1"):
+        train.main(["--resume", out, "--max-steps", "1"])
+
+
+def test_an_adapter_left_by_a_dry_run_does_not_pass_for_the_resumed_runs_own(tiny, data, tmp_path):
+    out = run(tiny, data, tmp_path / "run", "--max-steps", 1, "--eval-every", 1)
+    dry_run = open(os.path.join(out, "adapter_model.safetensors"), "rb").read()
+    train.main(["--resume", out, "--max-steps", "3"])
+    finished = open(os.path.join(out, "adapter_model.safetensors"), "rb").read()
+    os.remove(os.path.join(out, "adapter_model.safetensors"))
+    with open(os.path.join(out, "adapter_model.safetensors"), "wb") as f:
+        f.write(dry_run)  # as if stopped while saving step 3's adapter: the dry run's is still there
+    train.main(["--resume", out, "--max-steps", "3"])
+    assert open(os.path.join(out, "adapter_model.safetensors"), "rb").read() == finished
 
 
 def test_resume_refuses_training_data_changed_since_the_run_started(tiny, tmp_path):
