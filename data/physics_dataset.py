@@ -4,11 +4,12 @@ Families (object × action) are dealt to train, val and test_unseen; test_seen h
 scenarios of the training families. So test_seen measures recall of familiar families and
 test_unseen generalisation of the same inequalities to new object × action combinations.
 Families that run the same checks on the same object (release and drop_in_bin, lift and
-lift_fast) go to one split together: a held-out family differs from every training family of
-its object in the checks it needs. Each held-out split gets at least MIN_FAMILIES_PER_MODE such
-groups that show each mode: that show it as a clear case (see difficulty) in seeded trial draws,
-not merely have a check for it (a cooking pot on a tray has a tipping limit, yet practically
-never tips before it slides).
+lift_fast) go to one split together, so no held-out family runs exactly the checks of a training
+family of its object; and every object and every action keeps a training family, so a held-out
+family is a new combination of known parts. Each held-out split gets at least
+MIN_FAMILIES_PER_MODE such groups that show each mode: that show it as a clear case (see
+difficulty) in seeded trial draws, not merely have a check for it (a cooking pot on a tray has a
+tipping limit, yet practically never tips before it slides).
 
 Balance: every split holds exactly ⌊n/2⌋ successes; its failures are shared as evenly as
 possible by the seven modes (the counts differ by at most one).
@@ -85,7 +86,8 @@ def split_families(families: list, rng: random.Random, window: tuple) -> dict:
     The unit dealt is a family's physics (Family.physics): families that run the same checks on the
     same object (release and drop_in_bin, lift and lift_fast, or a release of an object that cannot
     break, whose only check left is the grip, as in lift) go to one split together, so a held-out
-    family is new physics for its object, not the same inequalities in other words.
+    family is not the same inequalities in other words. A group is held out only if its object and
+    its actions keep a training family.
     """
     groups = {}
     for family in families:
@@ -98,9 +100,14 @@ def split_families(families: list, rng: random.Random, window: tuple) -> dict:
     def shows(group: list, mode: str) -> bool:
         return any(mode in shown_outcomes(family, window) for family in group)
 
+    def leaves_training_something_of_each(group: list) -> bool:
+        """Whether, once `group` is held out, its object and each of its actions still have a training family."""
+        rest = [f for g in order if id(g) not in taken and g is not group for f in g]
+        return group[0].obj in {f.obj for f in rest} and {f.action for f in group} <= {f.action for f in rest}
+
     def take(split: str, wanted_mode=None) -> None:
-        group = next((g for g in order if id(g) not in taken and (wanted_mode is None or shows(g, wanted_mode))),
-                     None)
+        group = next((g for g in order if id(g) not in taken and (wanted_mode is None or shows(g, wanted_mode))
+                      and leaves_training_something_of_each(g)), None)
         if group is None:
             raise PhysloraError(f"family split: too few families show {wanted_mode} at this --difficulty; "
                                 f"lower --difficulty")
