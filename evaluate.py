@@ -24,8 +24,8 @@ import time
 
 from common import distributed
 from common.chat_api import check_reachable
-from common.cli import (add_model_arguments, check_model_flags, check_sampling_flags, load_model_from_args, run_main,
-                        seed_number)
+from common.cli import (add_model_arguments, check_at_least, check_model_flags, check_sampling_flags,
+                        load_model_from_args, run_main, seed_number)
 from common.errors import PhysloraError, interrupted_means
 from common.progress import Log, format_duration
 from common.runs import open_run_dir, resumed_settings
@@ -94,11 +94,9 @@ def parse_settings(argv) -> argparse.Namespace:
         parser.error("--data is required (a data folder or a .jsonl file)")
     if args.temperature is None:
         args.temperature = 0.8 if args.num_samples > 1 else 0.0
-    for flag, value, low in (("--limit", args.limit, 1), ("--batch-size", args.batch_size, 1),
-                             ("--max-new-tokens", args.max_new_tokens, 1), ("--num-samples", args.num_samples, 1),
-                             ("--samples", args.samples, 0), ("--temperature", args.temperature, 0)):
-        if value is not None and not value >= low:  # `not >=`: refuses nan too
-            raise PhysloraError(f"{flag} {value}: must be at least {low}")
+    check_at_least(("--limit", args.limit, 1), ("--batch-size", args.batch_size, 1),
+                   ("--max-new-tokens", args.max_new_tokens, 1), ("--num-samples", args.num_samples, 1),
+                   ("--samples", args.samples, 0), ("--temperature", args.temperature, 0))
     check_sampling_flags(args.top_p, args.code_timeout)
     if args.num_samples > 1 and args.temperature == 0:
         raise PhysloraError(f"--num-samples {args.num_samples} with --temperature 0: greedy samples are all the "

@@ -39,8 +39,8 @@ from collections import Counter, defaultdict
 import generate_data
 import train
 from common import distributed
-from common.cli import (add_model_arguments, as_argv, check_model_flags, check_sampling_flags, load_model_from_args,
-                        run_main, seed_number)
+from common.cli import (add_model_arguments, as_argv, check_at_least, check_model_flags, check_sampling_flags,
+                        load_model_from_args, run_main, seed_number)
 from common.errors import Interrupted, PhysloraError
 from common.progress import Log, Progress, format_duration
 from common.runs import open_run_dir, read_timings, resumed_settings, run_stage
@@ -119,9 +119,7 @@ def parse_settings(argv) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args = resumed_settings(parser, argv, PER_INVOCATION, "improve.py") if args.resume else args
     parse_difficulty(args.difficulty)
-    for name in AT_LEAST_ONE:
-        if getattr(args, name) < 1:
-            raise PhysloraError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be at least 1")
+    check_at_least(*((f"--{name.replace('_', '-')}", getattr(args, name), 1) for name in AT_LEAST_ONE))
     if not args.temperature > 0:
         raise PhysloraError(f"--temperature {args.temperature}: must be > 0 (greedy samples are all the same)")
     check_sampling_flags(args.top_p, args.code_timeout)

@@ -33,7 +33,8 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from common import distributed
-from common.cli import DTYPES, add_model_arguments, check_adapter_folder, check_model_flags, run_main, seed_number
+from common.cli import (DTYPES, add_model_arguments, check_adapter_folder, check_at_least, check_model_flags, run_main,
+                        seed_number)
 from common.errors import Interrupted, PhysloraError, interrupted_means
 from common.memory import peak_memory_mib
 from common.progress import Progress, format_duration
@@ -130,14 +131,11 @@ def parse_settings(argv) -> argparse.Namespace:
 
 def check_settings(args) -> None:
     check_model_flags(args)
-    at_least = (("--rank", args.rank, 1), ("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
-                ("--grad-accum", args.grad_accum, 1), ("--eval-every", args.eval_every, 1),
-                ("--max-len", args.max_len, 2), ("--max-steps", args.max_steps, 1), ("--pad-multiple", args.pad_multiple, 1),
-                ("--warmup-steps", args.warmup_steps, 0), ("--weight-decay", args.weight_decay, 0),
-                ("--grad-clip", args.grad_clip, 0))
-    for flag, value, low in at_least:
-        if value is not None and not value >= low:
-            raise PhysloraError(f"{flag} {value}: must be at least {low}")
+    check_at_least(("--rank", args.rank, 1), ("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
+                   ("--grad-accum", args.grad_accum, 1), ("--eval-every", args.eval_every, 1),
+                   ("--max-len", args.max_len, 2), ("--max-steps", args.max_steps, 1),
+                   ("--pad-multiple", args.pad_multiple, 1), ("--warmup-steps", args.warmup_steps, 0),
+                   ("--weight-decay", args.weight_decay, 0), ("--grad-clip", args.grad_clip, 0))
     if not 0 < args.lr < math.inf or not 0 < args.alpha < torch.finfo(torch.float32).max:
         raise PhysloraError(f"--lr {args.lr} and --alpha {args.alpha}: both must be > 0 and finite in float32")
     if not 0 <= args.dropout < 1:
@@ -213,9 +211,10 @@ def evaluate(model, examples: list, batch_size: int, pad_id: int, device, pad_mu
     share of the batches, and every process gets the same result."""
     model.eval()
     total = targets = 0
+    loss_of = MicroBatchLoss(model)
     for rows in distributed.shard(evaluation_batches([len(e.input_ids) for e in examples], batch_size)):
         batch = collate(examples, rows, pad_id, device, pad_multiple)
-        total += next_token_loss(model.hidden_states(batch.input_ids), model.lm_head.weight, batch.labels).item()
+        total += loss_of(batch).item()
         targets += batch.target_tokens
     model.train()
     return distributed.total(total) / distributed.total(targets)
@@ -301,8 +300,7 @@ def main(argv=None):
               f"{report['answer_only']} cut after their answer lines)")
     print(f"plan: {total_steps} steps over --epochs {args.epochs}, each step --grad-accum × --batch-size = "
           f"{args.grad_accum} × {args.batch_size} {'packed ' if args.pack else ''}rows, warmup {warmup}, "
-          f"padding {plan_padding:.1%} of tokens; "
-          f"run folder {run_dir}")
+          f"padding {plan_padding:.1%} of tokens; run folder {run_dir}")
 
     if args.resume:  # forget what was logged after the checkpoint: those steps run again
         metrics = [m for m in read_jsonl(metrics_path) if m["step"] <= state["step"]]

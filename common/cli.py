@@ -47,6 +47,13 @@ def as_argv(*items) -> list:
     return [str(item) for item in items]
 
 
+def check_at_least(*bounds) -> None:
+    """Each (flag, value, low): a value given (not None) must be at least `low`; `not >=` refuses nan too."""
+    for flag, value, low in bounds:
+        if value is not None and not value >= low:
+            raise PhysloraError(f"{flag} {value}: must be at least {low}")
+
+
 def check_sampling_flags(top_p: float, code_timeout: float) -> None:
     """evaluate.py's and improve.py's --top-p and --code-timeout."""
     if not 0 < top_p <= 1:

@@ -23,7 +23,7 @@ import re
 from collections import Counter
 
 from common.errors import PhysloraError
-from data.schema import make_record, read_text
+from data.schema import HISTORY_ROLES, make_record, read_text
 
 FORMATS = {"alpaca": ("instruction", "output"), "qa": ("question", "answer"),
            "completion": ("prompt", "completion"), "chat": ("messages",)}
@@ -131,7 +131,7 @@ def normalise(row) -> dict:
             raise ValueError("messages must end with a user message and the assistant's reply")
         if history and history[0]["role"] == "system":
             meta["system"] = as_text(history.pop(0)["content"], "system")
-        if any(m["role"] not in ("user", "assistant") for m in history):
+        if any(m["role"] not in HISTORY_ROLES for m in history):
             raise ValueError("messages before the last two must be user and assistant turns (a system message "
                              "may come first)")
         if history:

@@ -27,6 +27,7 @@ TASKS = ("physics_scenario", "physics_numeric", "physics_mcq",
          "puzzle_arithmetic", "puzzle_rpn", "puzzle_brackets", "instruction")
 FIELDS = ("id", "task", "split", "prompt", "target", "answer", "meta")
 REQUIRED_FIELDS = ("task", "prompt", "target")
+HISTORY_ROLES = ("user", "assistant")  # the turns of meta.history, an imported chat's conversation before the prompt
 CARD = "card.json"
 
 
@@ -139,7 +140,7 @@ def check_fields(record: dict, where: str) -> None:
         raise PhysloraError(f"{where}: meta.system must be a string")
     history = meta.get("history", [])
     if not isinstance(history, list) or not all(
-            isinstance(turn, dict) and turn.get("role") in ("user", "assistant") and isinstance(turn.get("content"), str)
+            isinstance(turn, dict) and turn.get("role") in HISTORY_ROLES and isinstance(turn.get("content"), str)
             for turn in history):
         raise PhysloraError(f"{where}: meta.history must be a list of {{\"role\": \"user\" or \"assistant\", "
                             f"\"content\": text}} turns, the conversation before the prompt")
