@@ -110,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, help="run folder; default: runs/<timestamp>")
     run.add_argument("--resume", default=None, metavar="RUN",
                      help="continue RUN from its latest checkpoint, with its saved settings")
-    run.add_argument("--overwrite", action="store_true", help="replace the run in a non-empty --out")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace the training run in a non-empty --out (a folder holding other files is refused)")
     run.add_argument("--eval-every", type=int, default=50,
                      help="steps between val-loss evaluations (each also writes a checkpoint); default: %(default)s")
     run.add_argument("--push-to-hub", default=None, metavar="REPO_ID",

@@ -17,9 +17,10 @@ from common import distributed
 from common.errors import PhysloraError
 
 RUNS_ROOT = "runs"
-# What --overwrite removes: the files a run writes, nothing else a user may have put there.
+# What --overwrite removes: the files a training run writes (and their .partial, left by a crash mid-write).
 RUN_FILES = ("config.json", "metrics.jsonl", "loss.svg", "adapter_config.json", "adapter_model.safetensors",
              "checkpoints")
+PARTIAL = ".partial"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 
@@ -38,16 +39,30 @@ def new_run_dir(root: str = RUNS_ROOT, prefix: str = "") -> str:
 
 
 def check_run_dir(out: str, overwrite: bool, has_overwrite_flag: bool = True) -> None:
-    """Check `out` for a new run: a non-empty one is refused unless `overwrite`. Nothing is removed yet: the
-    caller creates the folder, or clears the old run from it (`start_run_dir`), when it writes its first file,
-    so a run that fails before that (bad data, a bad flag) leaves the old run as it was, or no folder at all."""
+    """Check `out` for a new run: a non-empty one is refused unless `overwrite`, and `overwrite` replaces a
+    training run only: a folder that holds anything else (an evaluation, a user's notes) is refused, since a
+    new run beside those files would be neither. Nothing is removed yet: the caller creates the folder, or
+    clears the old run from it (`start_run_dir`), when it writes its first file, so a run that fails before
+    that (bad data, a bad flag) leaves the old run as it was, or no folder at all."""
     if os.path.exists(out) and not os.path.isdir(out):
         raise PhysloraError(f"--out {out}: is a file; pass a folder")
     existing = sorted(os.listdir(out)) if os.path.isdir(out) else []
     if existing and not overwrite:
-        raise PhysloraError(f"--out {out}: not empty ({', '.join(existing[:3])}{', …' if len(existing) > 3 else ''})"
-                            f"; continue that run with --resume {out}"
+        raise PhysloraError(f"--out {out}: not empty ({_some(existing)}); continue that run with --resume {out}"
                             f"{', replace it with --overwrite,' if has_overwrite_flag else ''} or choose another --out")
+    foreign = [name for name in existing if not _is_run_file(name)]
+    if foreign:
+        raise PhysloraError(f"--out {out} --overwrite: replaces a training run only, and {out} also holds "
+                            f"{_some(foreign)}, which a training run does not write; move those away or choose "
+                            "another --out")
+
+
+def _is_run_file(name: str) -> bool:
+    return (name[:-len(PARTIAL)] if name.endswith(PARTIAL) else name) in RUN_FILES
+
+
+def _some(names: list) -> str:
+    return ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
 
 
 def start_run_dir(out: str) -> None:
@@ -55,7 +70,7 @@ def start_run_dir(out: str) -> None:
     os.makedirs(out, exist_ok=True)
     for name in os.listdir(out):
         path = os.path.join(out, name)
-        if name in RUN_FILES:
+        if _is_run_file(name):
             shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
 
 

@@ -129,6 +129,22 @@ def test_overwrite_replaces_the_run(tiny, data, tmp_path):
     assert len(metrics(out)) == 1
 
 
+def test_overwrite_takes_a_half_written_adapter_left_by_a_crash_as_part_of_the_run(tiny, data, tmp_path):
+    out = run(tiny, data, tmp_path / "run", "--max-steps", 1)
+    open(os.path.join(out, "adapter_model.safetensors.partial"), "wb").close()
+    run(tiny, data, out, "--max-steps", 1, "--overwrite")
+    assert "adapter_model.safetensors.partial" not in os.listdir(out)
+
+
+def test_overwrite_refuses_a_folder_that_holds_more_than_a_training_run(tiny, data, tmp_path):
+    out = run(tiny, data, tmp_path / "run", "--max-steps", 1)
+    open(os.path.join(out, "results.jsonl"), "w").close()  # e.g. evaluate.py's --out, or a user's file
+    before = sorted(os.listdir(out))
+    with pytest.raises(PhysloraError, match=r"--overwrite: replaces a training run only.*results\.jsonl"):
+        run(tiny, data, out, "--max-steps", 1, "--overwrite")
+    assert sorted(os.listdir(out)) == before
+
+
 def test_an_overwrite_that_fails_before_training_leaves_the_old_run_whole(tiny, data, tmp_path):
     out = run(tiny, data, tmp_path / "run", "--max-steps", 1)
     before = {name: os.path.getmtime(os.path.join(out, name)) for name in os.listdir(out)}
