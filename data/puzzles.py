@@ -14,7 +14,8 @@ Difficulty 1–10 sets the size: arithmetic and RPN use d + 1 numbers of up to 1
 strings are balanced ones with one mutation (a wrong partner, a swap, a deletion or an insertion).
 
 Every test input belongs to one split, chosen by a seeded hash of the input itself, so no
-problem (no single test case, even) appears in two splits. The first test case of an
+problem (no single test case, even) appears in two splits, and a problem's cases are distinct
+inputs. The first test case of an
 arithmetic or RPN problem (the prompt's example) always divides, so a solution must get `/`
 right: `eval(expression)` returns floats and fails.
 """
@@ -268,7 +269,8 @@ def generate(sizes: dict, seed: int, difficulty: tuple, cases: int) -> tuple:
                 text, output = make_case(task, rng, level)
                 # The first case divides: otherwise Python's eval() (true division) would pass many problems.
                 divides = task == "puzzle_brackets" or tests or "/" in text
-                if divides and split_of_input(task, text, seed, sizes) == split:
+                repeated = any(case["input"] == text for case in tests)  # a repeat would test nothing new
+                if divides and not repeated and split_of_input(task, text, seed, sizes) == split:
                     tests.append({"input": text, "output": output})
             example = (tests[0]["input"], tests[0]["output"])
             answer = {"function": "solve", "signature": TASK_TEXT[task][0], "tests": tests}

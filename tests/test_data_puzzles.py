@@ -131,6 +131,14 @@ def test_no_test_input_appears_in_two_splits(generated):
     assert not inputs["val"] & inputs["test"]
 
 
+def test_the_test_cases_of_a_problem_are_distinct_inputs_even_at_the_easiest_level():
+    splits, _ = puzzles.generate({"train": 60, "val": 30, "test": 30}, 0, (1, 1), 5)
+    for records in splits.values():
+        for record in records:
+            inputs = [case["input"] for case in record["answer"]["tests"]]
+            assert len(set(inputs)) == len(inputs), record["id"]
+
+
 def test_each_split_holds_the_three_tasks_equally(generated):
     for records in generated.values():
         tasks = [r["task"] for r in records]
