@@ -2,6 +2,7 @@
 
 The fake binds 127.0.0.1 only, answers a bounded number of requests and then stops by itself."""
 import json
+import re
 import socket
 
 import pytest
@@ -22,16 +23,23 @@ def records():
     return splits["train"]
 
 
+def physics_reasoning(record):
+    return record["target"].split("REASONING: ")[1]
+
+
 def scripted(by_prompt):
-    """Agree with physics on every third record, contradict it on the next, babble on the third."""
+    """In turn: agree with physics and argue with its numbers, contradict it, babble, agree but cite a number
+    the physics does not know."""
     def reply(prompt):
         index, record = by_prompt[prompt]
-        if index % 3 == 0:
-            return f"{'YES' if record['answer']['fails'] else 'NO'}\nFAILURE_MODE: {record['answer']['mode']}\n" \
-                   f"REASONING: The teacher explains record {index}."
-        if index % 3 == 1:
+        label = f"{'YES' if record['answer']['fails'] else 'NO'}\nFAILURE_MODE: {record['answer']['mode']}\n"
+        if index % 4 == 0:
+            return label + f"REASONING: In the teacher's words, {physics_reasoning(record)}"
+        if index % 4 == 1:
             return f"{'NO' if record['answer']['fails'] else 'YES'}\nFAILURE_MODE: none\nREASONING: Wrong."
-        return "I think it might fail, maybe."
+        if index % 4 == 2:
+            return "I think it might fail, maybe."
+        return label + "REASONING: The margin is 123.456, so that is the answer."
     return reply
 
 
@@ -42,11 +50,11 @@ def test_agreeing_answers_replace_the_reasoning_and_the_rest_are_rejected_and_co
     monkeypatch.setenv("TEACHER_KEY", "secret")
     with FakeTeacher(scripted(by_prompt)) as fake:
         stats = teacher.apply_teacher(data, fake.url, "big-model", "TEACHER_KEY", timeout=10)
-    assert stats == {"asked": 28, "accepted": 10, "contradicted": 9, "unparsable": 9}
+    assert stats == {"asked": 28, "accepted": 7, "contradicted": 7, "unverified": 7, "unparsable": 7}
     for i, (record, original) in enumerate(zip(data, originals)):
         assert record["target"].split("\n")[:2] == original["target"].split("\n")[:2]  # labels from physics
-        if i % 3 == 0:
-            assert record["target"].endswith(f"REASONING: The teacher explains record {i}.")
+        if i % 4 == 0:
+            assert record["target"].endswith(f"REASONING: In the teacher's words, {physics_reasoning(original)}")
             assert record["meta"]["reasoning_source"] == "teacher"
         else:
             assert record["target"] == original["target"] and record["meta"]["reasoning_source"] == "physics"
@@ -56,7 +64,8 @@ def test_agreeing_answers_replace_the_reasoning_and_the_rest_are_rejected_and_co
 
 
 def test_the_cli_records_teacher_counts_in_the_card(tmp_path):
-    agree_on_nothing = lambda prompt: "YES\nFAILURE_MODE: collision\nREASONING: Everything collides."
+    agree_on_nothing = lambda prompt: (f"YES\nFAILURE_MODE: collision\nREASONING: It collides at "
+                                       f"{re.search('[0-9.]+', prompt).group()}.")
     with FakeTeacher(agree_on_nothing) as fake:
         generate_data.main(["physics", "--out", str(tmp_path / "out"), "--train", "14", "--val", "14",
                             "--test-seen", "14", "--test-unseen", "14", "--teacher-url", fake.url,
@@ -82,6 +91,33 @@ def test_an_unreachable_teacher_is_one_user_error():
         port = probe.getsockname()[1]
     with pytest.raises(PhysloraError, match="--teacher-url .*cannot reach the server"):
         teacher.apply_teacher(records()[:1], f"http://127.0.0.1:{port}/v1", "m", "NO_SUCH_VARIABLE", timeout=2)
+
+
+def governing(record):
+    answer = record["answer"]
+    return next(check for check in answer["checks"] if check["check"] == answer["governing_check"])
+
+
+def test_the_physics_own_reasoning_is_verified():
+    assert all(teacher.verified(physics_reasoning(record), record) for record in records())
+
+
+def test_reasoning_with_a_wrong_number_is_not_verified():
+    for record in records():
+        *head, last = re.split(r"(\d+(?:\.\d+)?)", physics_reasoning(record))[:-1]
+        wrong = "".join(head) + f"{float(last) * 1.37 + 0.11:.3f}"
+        assert not teacher.verified(wrong, record), wrong
+
+
+def test_the_governing_load_is_verified_in_another_unit_and_to_the_precision_written():
+    for record in records():
+        load = governing(record)["load"]
+        assert teacher.verified(f"The load is {load * 100:.1f} in hundredths.", record)
+        assert teacher.verified(f"The load is about {load:.1g}.", record)
+
+
+def test_reasoning_without_a_number_is_not_verified():
+    assert not teacher.verified("It obviously tips over.", records()[0])
 
 
 @pytest.mark.parametrize("reply, parsed", [
