@@ -17,11 +17,11 @@ from data.check_program import run_program
 from data.physics_rules import OUTCOMES as FAILURE_MODES  # the seven modes, then "none"
 
 _MARKDOWN = re.compile(r"[*`#>]+")
-_MODE_LABEL = re.compile(r"\bfailure[ _-]?mode\b\s*[:=-]?\s*", re.IGNORECASE)
+_MODE_LABEL = re.compile(r"\bfailure[ _-]?mode\b\s*(?:[:=-]|is\b)?\s*", re.IGNORECASE)
 _REASONING_LABEL = re.compile(r"\breasoning\s*:", re.IGNORECASE)
 _ANSWER_LABEL = re.compile(r"^(?:(?:final\s+)?answer|verdict|prediction)\s*[:=-]\s*", re.IGNORECASE)
-# A verdict line: "Yes", "NO.", "Yes, it tips" -- but not "No friction acts here".
-_VERDICT_LINE = re.compile(r"^(yes|no)\b\s*(?:[.,!:;)\u2014-]|$)", re.IGNORECASE)
+# A verdict line: "Yes", "NO.", "Yes, it tips", "No it holds" -- but not "No friction acts here".
+_VERDICT_LINE = re.compile(r"^(yes|no)\b\s*(?:[.,!:;)\u2014-]|$|it\b)", re.IGNORECASE)
 _VERDICT_PHRASE = re.compile(r"\b(?:answer|verdict)\s+is\s*:?\s*(yes|no)\b", re.IGNORECASE)
 _SHOUTED_VERDICT = re.compile(r"\b(YES|NO)\b")
 _MODE_WORDS = re.compile(r"^[\W_]*([a-z]+)(?:[\s_-]+([a-z]+))?", re.IGNORECASE)
@@ -108,43 +108,58 @@ _UNIT_EXPONENT = re.compile(r"(?<=[A-Za-z)])\s*(?:\^|\*\*)\s*\{?[-+]?\d+\}?")
 _ANSWER_MARKER = re.compile(r"(?:\banswer\s*(?:is\b|[:=])|\\boxed\{|####)", re.IGNORECASE)
 _NUMBER = re.compile(
     r"""
-    (?<![\w.^])(?<![\w)]\*\*)                         # not inside a word, a decimal or "s^2"
-    (?:
-        (?P<bare_sign>[-+]?)10\s*(?:\^|\*\*)\s*\{?(?P<bare_exponent>[-+]?\d+)\}?   # "10^5" alone
-      |
-        (?P<mantissa>[-+]?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?|[-+]?\.\d+)
-        (?:[eE](?P<e_exponent>[-+]?\d+))?
-        (?:\s*(?:[x×*·]|\\times|\\cdot)\s*10\s*(?:\^|\*\*)\s*\{?(?P<times_exponent>[-+]?\d+)\}?)?
-    )
+    (?<![\w.^,/])(?<![\w)]\*\*)                      # not inside a word, a decimal, "3,14", "s^2" or "km/2"
+    (?P<sign>[-+]?)
+    (?P<mantissa>(?:\d{1,3}(?:,\d{3})+(?!\d)               # 12,345
+                 |\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?!\d)   # 12 345 (SI: thin or plain spaces)
+                 |\d+)(?:\.\d+)?|\.\d+)
+    (?![,.]?\d)                                        # 3,14 (a decimal comma) reads as no number at all
+    (?:[eE](?P<e_exponent>[-+]?\d+))?
+    (?:\s*(?:[x×*·]|\\times|\\cdot)\s*10\s*(?:\^|\*\*)\s*\{?(?P<times_exponent>[-+]?\d+)\}?   # 3 × 10^8
+      |\s*(?:\^|\*\*)\s*\{?(?P<power>[-+]?\d+)\}?                                            # 10^5, 2^10, 3²
+      |\s*/\s*(?P<denominator>\d+(?:\.\d+)?)(?![\w.])                                         # 3/4
+    )?
     """,
     re.VERBOSE,
 )
 
 
 def extract_number(text: str) -> float | None:
-    """The number after the last 'answer is' / 'Answer:' / \\boxed{ / ####, else the last number.
+    """The answer after the last 'answer is' / 'Answer:' / \\boxed{ / ####, else the last number.
 
-    Understands signs (also U+2212), thousands commas (12,345), decimals, 1.2e-3, 3 × 10^8,
-    3.0 \\times 10^{8}, 3×10⁸ and 10^5; units after the number are ignored, and exponents of
-    units (m/s^2, m/s²) are not mistaken for the answer.
+    After a marker only the rest of its line counts (the next line with text, when that is empty): the
+    first number after the line's last '=' or '≈' ("Answer: F = m·a = 2 × 3 = 6 N" is 6), else its
+    first number, else None.
+    Understands signs (also U+2212), thousands separators (12,345 and 12 345), decimals, 1.2e-3,
+    3 × 10^8, 3.0 \\times 10^{8}, 3×10⁸, powers (10^5, 2^10, 3²) and fractions (3/4); units after
+    the number are ignored, and exponents of units (m/s^2, m/s²) are not mistaken for the answer.
+    A decimal comma (3,14) is ambiguous and gives None.
     """
     text = text.replace("\u2212", "-")
     text = _SUPERSCRIPT_RUN.sub(lambda run: "^" + run.group().translate(_SUPERSCRIPTS), text)
     text = _UNIT_EXPONENT.sub("", text)
     markers = list(_ANSWER_MARKER.finditer(text))
     if markers:
-        after_marker = _NUMBER.search(text, markers[-1].end())
-        if after_marker:
-            return _number_value(after_marker)
+        rest = text[markers[-1].end():].split("\n")
+        line = rest[0] if rest[0].strip() else next((line for line in rest[1:] if line.strip()), "")
+        found = _NUMBER.search(line, max(line.rfind("="), line.rfind("≈")) + 1) or _NUMBER.search(line)
+        return _number_value(found) if found else None
     numbers = list(_NUMBER.finditer(text))
     return _number_value(numbers[-1]) if numbers else None
 
 
-def _number_value(match: re.Match) -> float:
-    if match.group("bare_exponent") is not None:
-        return float(f"{match.group('bare_sign')}1e{match.group('bare_exponent')}")
+def _number_value(match: re.Match) -> float | None:
+    sign = -1.0 if match.group("sign") == "-" else 1.0
     exponent = int(match.group("e_exponent") or 0) + int(match.group("times_exponent") or 0)
-    return float(match.group("mantissa").replace(",", "") + f"e{exponent}")
+    magnitude = float(re.sub(r"[,\s]", "", match.group("mantissa")) + f"e{exponent}")
+    try:
+        if match.group("power") is not None:
+            magnitude **= int(match.group("power"))
+        elif match.group("denominator") is not None:
+            magnitude /= float(match.group("denominator"))
+    except (OverflowError, ZeroDivisionError):
+        return None
+    return sign * magnitude
 
 
 # --- multiple choice -----------------------------------------------------------------------
@@ -159,9 +174,10 @@ def extract_choice(text: str, letters: str = "ABCD") -> str | None:
         return None
     text = _MARKDOWN.sub("", text)
     letter_class = "[" + re.escape(letters) + "]"
+    hedge = r"(?![)\]]?\s*(?i:or|and|/|,)\s*[(\[]?" + letter_class + r"(?![\w]))"  # "A or B" chooses nothing
     marked = re.findall(
         r"(?i:\b(?:answer|option|choice)\s*(?:is\s*:?|:))\s*(?i:(?:option|choice)\s*)?[(\[]?(" + letter_class
-        + r")(?![\w])",
+        + r")(?![\w])" + hedge,
         text,
     )
     if marked:

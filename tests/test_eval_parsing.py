@@ -32,6 +32,8 @@ SCENARIO_OUTPUTS = [
     ("", None, None, False),
     ("yes\nFAILURE_MODE: tipping", True, "tipping", False),  # strict format is upper-case
     ("YES\nREASONING: tall and narrow\nFAILURE_MODE: tipping", True, "tipping", False),
+    ("Yes it will fail.\nFAILURE_MODE: slipping", True, "slipping", False),
+    ("No it holds.\nThe failure mode is none", False, "none", False),
 ]
 
 
@@ -67,6 +69,15 @@ NUMERIC_OUTPUTS = [
     ("9.8 m·s⁻²", 9.8),
     ("a = 9.8 m/s^{2}.", 9.8),
     ("F = 3 kg m s**-2", 3.0),
+    ("Answer: F = m*a = 2 * 3 = 6 N", 6.0),          # after a marker: the number after its line's last '='
+    ("Answer: KE = ½mv² = 0.5 × 2 × 3² = 9 J", 9.0),
+    ("The answer is v ≈ 2 × 3.1 ≈ 6.2 m/s", 6.2),
+    ("Answer:\n\n42 m/s", 42.0),                     # the marker alone on its line: the next line with text
+    ("Answer: 3/4 m", 0.75),
+    ("Answer: 2^10", 1024.0),
+    ("Answer: 3²", 9.0),
+    ("Answer: 2 000 000 J", 2e6),
+    ("The answer is 5 m/s.\nCheck: 5 = 2.5 × 2", 5.0),  # later lines are not the answer
 ]
 
 
@@ -75,7 +86,10 @@ def test_final_number_is_extracted(output, value):
     assert extract_number(output) == pytest.approx(value, rel=1e-12)
 
 
-@pytest.mark.parametrize("output", ["", "I do not know.", "The block slides.", "H2O"])
+@pytest.mark.parametrize("output", ["", "I do not know.", "The block slides.", "H2O",
+                                    "Answer: (skipped)\nWe had v = 3 m/s earlier.",  # not the line's answer
+                                    "Answer: 3,14 m",  # a decimal comma or a list: ambiguous
+                                    "Answer: 5/0", "Answer: 9^99999"])
 def test_output_without_a_number_gives_none(output):
     assert extract_number(output) is None
 
@@ -111,6 +125,8 @@ def test_choice_letter_is_extracted(output, letter):
     "I am not sure.",
     "E",  # not among the options A-D
     "A) 3 m/s\nB) 5 m/s\nC) 7 m/s\nI pick C",  # the options repeated: no line names one letter
+    "Answer: A or B",  # a hedge names no choice
+    "The answer is (A) or (C).",
 ])
 def test_output_without_a_valid_choice_gives_none(output):
     assert extract_choice(output) is None
