@@ -28,7 +28,7 @@ from common.cli import (add_model_arguments, check_at_least, check_model_flags, 
                         load_model_from_args, run_main, seed_number)
 from common.errors import PhysloraError, interrupted_means
 from common.progress import Log, format_duration
-from common.runs import open_run_dir, resumed_settings
+from common.runs import ADAPTER_FILES, open_run_dir, resumed_settings
 from evaluation.generation import GenerationSettings, answer_records, resume_outputs_on_rank0
 from evaluation.harness import (fingerprint, group_metrics, judge_outputs, load_eval_records, paired_comparisons,
                                 score_system)
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="multiple choice: read the letter from the generated answer, or pick the option "
                              "whose `Answer: <letter>` is likeliest without generating; default: %(default)s")
     parser.add_argument("--code-timeout", type=float, default=5.0,
-                        help="seconds per code test case in the sandbox; default: %(default)s")
+                        help="sandbox seconds per program (all its test cases together); default: %(default)s")
     parser.add_argument("--samples", type=int, default=3,
                         help="example questions shown with every system's answer; default: %(default)s")
     parser.add_argument("--judge-url", default=None,
@@ -147,6 +147,17 @@ def answer_with(args, name: str, model_name: str, adapter, records: list, out: s
     return entries, seconds
 
 
+def system_identities(systems: dict) -> dict:
+    """name -> its model and adapter, with their sha256 (the adapter's: its weights and its config)."""
+    identities, model_hashes = {}, {}
+    for name, (model_name, adapter) in systems.items():
+        if model_name not in model_hashes:  # base and adapted model usually share one (maybe multi-GB) file
+            model_hashes[model_name] = fingerprint(resolve(model_name))
+        identities[name] = {"model": model_name, "model_sha256": model_hashes[model_name], "adapter": adapter,
+                            "adapter_sha256": fingerprint(adapter, ADAPTER_FILES) if adapter else None}
+    return identities
+
+
 def main(argv=None) -> dict:
     """Runs the evaluation; returns {"out", "metrics", "comparisons", "systems", "seconds" per system}
     (on rank 0; None on the other processes under torchrun)."""
@@ -158,14 +169,21 @@ def main(argv=None) -> dict:
     rank0 = distributed.rank() == 0
     started = time.perf_counter()
     records = load_eval_records(args.data, args.split, args.limit, args.seed)  # bad data: no folder left behind
-    # rank 0 alone creates OUT; the others wait until it exists
+    systems, answers, scores, seconds = systems_to_run(args), {}, {}, {}
+    identities = system_identities(systems) if rank0 else None
+    # What a resumed run must still answer with: the same records, models and adapters (one continued in place
+    # since would mix two adapters' answers).
     evaluated = {"records": {"sha256": hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest()}}
+    for name, identity in (identities or {}).items():
+        evaluated[f"{name} model"] = {"sha256": identity["model_sha256"], "path": identity["model"]}
+        if identity["adapter"]:
+            evaluated[f"{name} adapter"] = {"sha256": identity["adapter_sha256"], "path": identity["adapter"]}
+    # rank 0 alone creates OUT; the others wait until it exists
     out = distributed.from_rank0(open_run_dir(args, PER_INVOCATION, root="results", data=evaluated) if rank0 else None)
     log = Log(os.path.join(out, "eval.log")) if rank0 else lambda message: None
     splits = sorted({r["split"] for r in records})
     log(f"data: {len(records)} records from {args.data} ({', '.join(splits)}); output in {out}")
 
-    systems, answers, scores, identities, seconds = systems_to_run(args), {}, {}, {}, {}
     # The adapted model answers first: an adapter made for another base model fails when it loads, in seconds,
     # not after the whole baseline has answered.
     with interrupted_means(f"python evaluate.py --resume {out} (the answers so far are kept)"):
@@ -173,8 +191,7 @@ def main(argv=None) -> dict:
             answers[name], seconds[name] = answer_with(args, name, model_name, adapter, records, out, log)
     if not rank0:
         return None  # the other processes only answer their share; rank 0 has every answer
-    model_hashes = {}
-    for name, (model_name, adapter) in systems.items():
+    for name in systems:
         entries = answers[name]
         judged = None
         if args.judge_url:
@@ -186,12 +203,6 @@ def main(argv=None) -> dict:
             score["output"] = entries[record["id"]]["outputs"][0]
             if args.num_samples > 1:
                 score["outputs"] = entries[record["id"]]["outputs"]
-        if model_name not in model_hashes:  # base and adapted model usually share one (maybe multi-GB) file
-            model_hashes[model_name] = fingerprint(resolve(model_name))
-        identities[name] = {"model": model_name, "model_sha256": model_hashes[model_name],
-                            "adapter": adapter,
-                            "adapter_sha256": fingerprint(os.path.join(adapter, "adapter_model.safetensors"))
-                            if adapter else None}
 
     names = list(systems)
     metrics = {name: group_metrics(scores[name]) for name in names}

@@ -75,11 +75,15 @@ def load_eval_records(data: str, split_pattern: str, limit, seed: int) -> list:
     return records
 
 
-def fingerprint(path: str) -> str:
-    """sha256 of a file, or of a folder's weights and configs (name and content, in name order)."""
+def fingerprint(path: str, names: tuple = ()) -> str:
+    """sha256 of a file, or of a folder's files `names` (default: its weights and configs), name and content,
+    in name order."""
     digest = hashlib.sha256()
-    files = [path] if os.path.isfile(path) else sorted(
-        os.path.join(path, n) for n in os.listdir(path) if n.endswith((".safetensors", ".json", ".gguf")))
+    if os.path.isfile(path):
+        files = [path]
+    else:
+        names = names or [n for n in os.listdir(path) if n.endswith((".safetensors", ".json", ".gguf"))]
+        files = sorted(os.path.join(path, n) for n in names)
     for name in files:
         digest.update(os.path.basename(name).encode())
         with open(name, "rb") as f:

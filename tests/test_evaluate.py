@@ -1,6 +1,7 @@
 """evaluate.py end to end on a tiny random model (an HF folder), through main(argv)."""
 import json
 import os
+import re
 import shutil
 
 import pytest
@@ -185,6 +186,17 @@ def test_resume_refuses_data_changed_since_the_evaluation_started(tiny, tmp_path
     run(tiny, str(folder), tmp_path / "out", "--split", "test_seen")
     write_jsonl(str(folder / "test_seen.jsonl"), [scenario("test_seen", i) for i in range(2)])
     with pytest.raises(PhysloraError, match="the records data changed since the run started"):
+        evaluate.main(["--resume", str(tmp_path / "out")])
+
+
+def test_resume_refuses_an_adapter_changed_since_the_evaluation_started(tiny, adapter, data, tmp_path):
+    changed = tmp_path / "adapter"
+    shutil.copytree(adapter, changed)
+    run(tiny, data, tmp_path / "out", "--split", "test_seen", "--adapter", str(changed))
+    config = json.loads((changed / "adapter_config.json").read_text())
+    (changed / "adapter_config.json").write_text(json.dumps({**config, "lora_alpha": 2 * config["lora_alpha"]}))
+    with pytest.raises(PhysloraError, match=rf"the lora adapter data \({re.escape(str(changed))}\) changed since the "
+                                            "run started"):
         evaluate.main(["--resume", str(tmp_path / "out")])
 
 
