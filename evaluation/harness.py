@@ -18,16 +18,18 @@ from common.chat_api import chat
 from common.errors import PhysloraError
 from data.schema import load_records, split_files
 from evaluation.generation import resume_outputs
-from evaluation.metrics import score_record, summarize
+from evaluation.metrics import instruction_reference, score_record, summarize
 from evaluation.stats import compare_paired, mean_interval, pass_at_k
 
 JUDGE_SYSTEM = ("You grade answers. Compare the ANSWER with the REFERENCE for the QUESTION and rate its "
                 "correctness and helpfulness from 1 (wrong) to 10 (as good as the reference). "
                 'Reply with JSON: {"score": <1-10>, "reason": "<one sentence>"}.')
-# The number after "score", else the reply's first number, kept when in 1-10: invalid JSON cannot crash a run,
-# and "-3" or "0.5 out of 10" are no score rather than a 3 or a 10.
+# The number after "score", else the reply's first number that is not the scale ("on a scale of 1 to 10, I
+# give it 8", "out of 10, a 3"), kept when in 1-10: invalid JSON cannot crash a run, and "-3" or "0.5" are no
+# score rather than a 3 or a 5.
 _JUDGE_SCORE = re.compile(r'score"?\s*[:=]\s*"?(-?\d+(?:\.\d+)?)', re.IGNORECASE)
 _ANY_SCORE = re.compile(r"(?<![\w.])(-?\d+(?:\.\d+)?)")
+_SCALE = re.compile(r"\d+(?:\.\d+)?\s*(?:-|–|to)\s*\d+(?:\.\d+)?|(?:\bout\s+of|/)\s*\d+(?:\.\d+)?", re.IGNORECASE)
 PASS_AT = (1, 5, 10)
 
 
@@ -93,7 +95,7 @@ def fingerprint(path: str, names: tuple = ()) -> str:
 
 
 def judge_score(reply: str):
-    match = _JUDGE_SCORE.search(reply) or _ANY_SCORE.search(reply)
+    match = _JUDGE_SCORE.search(reply) or _ANY_SCORE.search(_SCALE.sub(" ", reply))
     if not match:
         return None
     score = float(match.group(1))
@@ -108,8 +110,7 @@ def judge_outputs(records: list, entries: dict, judge: dict, path: str) -> dict:
         for record in records:
             if record["task"] != "instruction" or record["id"] in done:
                 continue
-            reference = (record.get("answer") or {}).get("reference", record["target"])
-            prompt = (f"QUESTION:\n{record['prompt']}\n\nREFERENCE:\n{reference}\n\n"
+            prompt = (f"QUESTION:\n{record['prompt']}\n\nREFERENCE:\n{instruction_reference(record)}\n\n"
                       f"ANSWER:\n{entries[record['id']]['outputs'][0]}")
             reply = chat(judge["url"], judge["model"], api_key, JUDGE_SYSTEM, prompt, judge["timeout"], "--judge-url")
             done[record["id"]] = {"id": record["id"], "score": judge_score(reply), "reply": reply}

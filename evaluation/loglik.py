@@ -2,7 +2,7 @@
 
 For a question q and options A, B, C, ... the model picks
 
-    argmax_L  log p("Answer: L" | chat template of q)
+    argmax_L  log p("Answer: L" | chat template of q, after the record's system message and earlier turns)
 
 summed over the tokens of the continuation `Answer: L` (the last line the prompt asks for),
 without the end-of-turn token, which every option shares. All options of a question go
@@ -10,7 +10,7 @@ through the model as one batch; ties go to the earlier letter.
 """
 import torch
 
-from data.batching import prompt_and_target_ids
+from data.batching import context_of, prompt_and_target_ids
 from evaluation.metrics import option_letters
 from model.loss import IGNORE_INDEX
 
@@ -21,7 +21,7 @@ def option_logliks(model, tokenizer, record: dict) -> dict:
     letters = option_letters(record["answer"])
     rows = []
     for letter in letters:
-        prompt, target = prompt_and_target_ids(tokenizer, record["prompt"], f"Answer: {letter}")
+        prompt, target = prompt_and_target_ids(tokenizer, record["prompt"], f"Answer: {letter}", context_of(record))
         continuation = target[:-1]  # without the end-of-turn token
         rows.append((prompt + continuation, len(prompt)))
     length = max(len(ids) for ids, _ in rows)

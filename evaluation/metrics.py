@@ -144,11 +144,18 @@ def score_code(record: dict, output: str, timeout_s: float) -> dict:
     }
 
 
-def score_instruction(record: dict, output: str) -> dict:
+def instruction_reference(record: dict) -> str:
+    """The text an instruction's answer is compared with: answer.reference when the answer holds one, else
+    the target."""
     answer = record.get("answer")
     reference = answer["reference"] if isinstance(answer, dict) and "reference" in answer else record["target"]
     if not isinstance(reference, str):
         raise PhysloraError(f"{_where(record)}answer.reference: must be text, got {type(reference).__name__}")
+    return reference
+
+
+def score_instruction(record: dict, output: str) -> dict:
+    reference = instruction_reference(record)
     exact = normalize_text(output) == normalize_text(reference)
     return {"correct": exact, "exact_match": exact, "rouge_l": rouge_l(reference, output).fmeasure}
 

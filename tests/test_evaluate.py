@@ -16,7 +16,7 @@ from evaluation.loglik import option_logliks
 from evaluation.stats import Z_95
 from lora.adapter import LoRASettings, inject, save_adapter
 from model.loading import load_model
-from data.batching import prompt_and_target_ids
+from data.batching import context_of, prompt_and_target_ids
 from fake_chat_server import FakeChatServer
 from tiny_models import make_pair, write_tiny_model
 
@@ -251,6 +251,20 @@ def test_loglik_scores_each_option_as_its_own_unpadded_forward_pass(tiny):
         assert got[letter] == pytest.approx(expected, abs=1e-4)
 
 
+def test_loglik_scores_options_after_the_records_system_message_and_earlier_turns(tiny):
+    model, tokenizer = load_model(tiny)
+    meta = {"system": "Answer tersely.", "history": [{"role": "user", "content": "Hi"},
+                                                     {"role": "assistant", "content": "Hello"}]}
+    record = {"task": "physics_mcq", "prompt": "Which is a force? A) kg B) N", "target": "Answer: B",
+              "answer": {"choice": "B", "options": {"A": "kg", "B": "N"}}, "meta": meta}
+    got = option_logliks(model, tokenizer, record)
+    for letter in "AB":
+        prompt, target = prompt_and_target_ids(tokenizer, record["prompt"], f"Answer: {letter}", context_of(record))
+        logprobs = model(torch.tensor([prompt + target[:-1]]))[0].double().log_softmax(-1)
+        expected = sum(logprobs[len(prompt) - 1 + j, t].item() for j, t in enumerate(target[:-1]))
+        assert got[letter] == pytest.approx(expected, abs=1e-4)
+
+
 def test_mcq_in_loglik_mode_generates_nothing(tiny, tmp_path):
     records = [{"id": f"q{i}", "task": "physics_mcq", "prompt": f"Question {i}? A) x B) y", "target": "Answer: A",
                 "answer": {"choice": "AB"[i % 2], "options": ["x", "y"]}} for i in range(4)]
@@ -269,6 +283,9 @@ def test_mcq_in_loglik_mode_generates_nothing(tiny, tmp_path):
     ("score: -3", None),
     ("I rate this a 0.5 out of 10", None),
     ("no idea", None),
+    ("On a scale of 1 to 10, I would rate this answer 8.", 8.0),  # the scale is not the score
+    ("Out of 10, I give it 3.", 3.0),
+    ("A 1-10 rating: 6/10", 6.0),
 ])
 def test_the_judge_score_is_read_by_pattern_so_broken_json_cannot_crash(reply, score):
     assert judge_score(reply) == score
@@ -284,6 +301,14 @@ def test_a_judge_cache_cut_mid_line_is_resumed_once_and_then_fully_reused(tmp_pa
         assert judge_outputs(records, entries, settings, str(cache)) == {"t0": 5.0, "t1": 7.0, "t2": 7.0}
         assert judge_outputs(records, entries, settings, str(cache)) == {"t0": 5.0, "t1": 7.0, "t2": 7.0}
     assert len(judge.requests) == 2  # t1 and t2 once: the second call found every score in the cache
+
+
+def test_the_judge_compares_with_the_target_when_the_answer_is_not_an_object(tmp_path):
+    records = [{"id": "t0", "task": "instruction", "prompt": "Say hi", "target": "hi there", "answer": "hi"}]
+    with FakeChatServer(lambda prompt: '{"score": 7}') as judge:
+        settings = {"url": judge.url, "model": "j", "key_env": "NO_KEY", "timeout": 10}
+        assert judge_outputs(records, {"t0": {"outputs": ["hi"]}}, settings, str(tmp_path / "judge.jsonl")) == {"t0": 7.0}
+    assert "REFERENCE:\nhi there\n" in judge.requests[0]["body"]["messages"][-1]["content"]
 
 
 def test_free_text_answers_are_judged_and_the_mean_reported(tiny, tmp_path):
