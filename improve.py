@@ -335,6 +335,8 @@ def main(argv=None, answer=None) -> dict:
     while len(history) <= args.iterations and os.path.exists(os.path.join(run, f"iter-{len(history)}", "done.json")):
         with open(os.path.join(run, f"iter-{len(history)}", "done.json")) as f:
             history.append(json.load(f))
+    if history and rank0:  # a run stopped between an iteration's done.json and its metrics line
+        write_progress(run, history)
     for i in range(len(history), args.iterations + 1):
         try:
             metrics = distributed.from_rank0(run_iteration(args, run, i, problems, answer, history))
@@ -344,14 +346,8 @@ def main(argv=None, answer=None) -> dict:
         history.append(metrics)
         if not rank0:
             continue
-        with open(os.path.join(run, f"iter-{i}", "done.json"), "w") as f:
-            json.dump(metrics, f, indent=1)
-        with open(os.path.join(run, "metrics.jsonl"), "w") as f:
-            f.writelines(json.dumps(m) + "\n" for m in history)
-        write_line_chart(os.path.join(run, "accuracy.svg"),
-                         {split: [(m["iteration"], 100 * m["pass@1"][split]["rate"]) for m in history]
-                          for split in SPLITS},
-                         title=os.path.basename(os.path.normpath(run)), x_label="iteration", y_label="pass@1 (%)")
+        write_atomically(os.path.join(run, f"iter-{i}", "done.json"), json.dumps(metrics, indent=1))
+        write_progress(run, history)
         log(iteration_line(metrics))
 
     first, last = history[0]["pass@1"], history[-1]["pass@1"]
@@ -360,6 +356,20 @@ def main(argv=None, answer=None) -> dict:
         f"pass@1 " + ", ".join(f"{s} {first[s]['rate']:.1%} → {last[s]['rate']:.1%}" for s in SPLITS) +
         f" | grokking: {', '.join(f'iteration {i}' for i in grokked) or 'no'} | {os.path.join(run, 'metrics.jsonl')}")
     return {"run": run, "metrics": history}
+
+
+def write_atomically(path: str, text: str) -> None:
+    with open(path + ".partial", "w") as f:
+        f.write(text)
+    os.replace(path + ".partial", path)
+
+
+def write_progress(run: str, history: list) -> None:
+    """metrics.jsonl and accuracy.svg of the iterations finished so far."""
+    write_atomically(os.path.join(run, "metrics.jsonl"), "".join(json.dumps(m) + "\n" for m in history))
+    write_line_chart(os.path.join(run, "accuracy.svg"),
+                     {split: [(m["iteration"], 100 * m["pass@1"][split]["rate"]) for m in history] for split in SPLITS},
+                     title=os.path.basename(os.path.normpath(run)), x_label="iteration", y_label="pass@1 (%)")
 
 
 def iteration_line(m: dict) -> str:

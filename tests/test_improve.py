@@ -242,6 +242,17 @@ def test_an_interrupted_tiny_run_resumes_to_the_same_metrics(tiny, tmp_path, mon
         [whole_samples[entry["id"]] for entries in sampled.values() for entry in entries]
 
 
+def test_a_run_stopped_after_its_last_done_json_gets_its_metrics_lines_on_resume(tiny, tmp_path):
+    run = tiny_run(tiny, tmp_path / "run", TinyModel(tiny))["run"]
+    with open(os.path.join(run, "metrics.jsonl")) as f:
+        lines = f.readlines()
+    with open(os.path.join(run, "metrics.jsonl"), "w") as f:  # as if stopped before the last line was written
+        f.writelines(lines[:-1])
+    improve.main(["--resume", run], answer=TinyModel(tiny))
+    with open(os.path.join(run, "metrics.jsonl")) as f:
+        assert f.readlines() == lines
+
+
 def test_an_iteration_that_keeps_nothing_trains_nothing_and_says_so(tiny, tmp_path, capsys):
     random_model = improve.model_answerer(argparse.Namespace(model=tiny, dtype="fp32", device="cpu"))
     result = improve.main(settings(tiny, tmp_path / "run", "--iterations", "1", "--samples", "2",
