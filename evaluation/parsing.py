@@ -106,6 +106,12 @@ _SUPERSCRIPT_RUN = re.compile(r"[⁻⁺]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+")
 _UNIT_EXPONENT = re.compile(r"(?<=[A-Za-z)])\s*(?:\^|\*\*)\s*\{?[-+]?\d+\}?")
 # "answer" must be followed by is/:/= -- "To answer this, ..." opens many replies.
 _ANSWER_MARKER = re.compile(r"(?:\banswer\s*(?:is\b|[:=])|\\boxed\{|####)", re.IGNORECASE)
+# Bold markup around a number (**1.5 m/s**), which would otherwise read as a power (s**-2).
+_BOLD = re.compile(r"(?:(?<=\s)|^)\*\*|\*\*(?=\s|$|[.,;:!?)])", re.M)
+# Where an answer's clause ends: a bracket, "; ", ", " (not a thousands comma) or a condition ("at t = 2 s").
+_CLAUSE_END = re.compile(r"[(\[]|;\s|,\s|\s(?:at|when|where|using|for|since|if|with)\s", re.IGNORECASE)
+# An operator before the last '=': the '=' ends a computation, and the number after it is the result.
+_COMPUTATION = re.compile(r"[*×·+^]|\s-\s|\d\s*[-/]\s*\d")  # not a unit's slash: "5 m/s = 18 km/h" is 5
 _NUMBER = re.compile(
     r"""
     (?<![\w.^,/])(?<![\w)]\*\*)                      # not inside a word, a decimal, "3,14", "s^2" or "km/2"
@@ -113,7 +119,7 @@ _NUMBER = re.compile(
     (?P<mantissa>(?:\d{1,3}(?:,\d{3})+(?!\d)               # 12,345
                  |\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?!\d)   # 12 345 (SI: thin or plain spaces)
                  |\d+)(?:\.\d+)?|\.\d+)
-    (?![,.]?\d)                                        # 3,14 (a decimal comma) reads as no number at all
+    (?![,.]?\d|[ \u00a0\u202f]\d)                      # 3,14 (a decimal comma), 1 234,5: no number at all
     (?:[eE](?P<e_exponent>[-+]?\d+))?
     (?:\s*(?:[x×*·]|\\times|\\cdot)\s*10\s*(?:\^|\*\*)\s*\{?(?P<times_exponent>[-+]?\d+)\}?   # 3 × 10^8
       |\s*(?:\^|\*\*)\s*\{?(?P<power>[-+]?\d+)\}?                                            # 10^5, 2^10, 3²
@@ -127,25 +133,39 @@ _NUMBER = re.compile(
 def extract_number(text: str) -> float | None:
     """The answer after the last 'answer is' / 'Answer:' / \\boxed{ / ####, else the last number.
 
-    After a marker only the rest of its line counts (the next line with text, when that is empty): the
-    first number after the line's last '=' or '≈' ("Answer: F = m·a = 2 × 3 = 6 N" is 6), else its
-    first number, else None.
+    After a marker only its clause counts: the rest of its line (the next line with text, when nothing but
+    markup is left on it) up to a bracket, '; ', ', ' or ' at / when / where / using / for / since / if '.
+    In it, the first number after the last '=' or '≈' when a computation comes before that sign
+    ("Answer: F = m·a = 2 × 3 = 6 N" is 6), else its first number ("Answer: 5 m/s = 18 km/h" is 5), else None.
     Understands signs (also U+2212), thousands separators (12,345 and 12 345), decimals, 1.2e-3,
     3 × 10^8, 3.0 \\times 10^{8}, 3×10⁸, powers (10^5, 2^10, 3²) and fractions (3/4); units after
     the number are ignored, and exponents of units (m/s^2, m/s²) are not mistaken for the answer.
     A decimal comma (3,14) is ambiguous and gives None.
     """
-    text = text.replace("\u2212", "-")
+    text = _BOLD.sub("", text.replace("\u2212", "-"))
     text = _SUPERSCRIPT_RUN.sub(lambda run: "^" + run.group().translate(_SUPERSCRIPTS), text)
     text = _UNIT_EXPONENT.sub("", text)
     markers = list(_ANSWER_MARKER.finditer(text))
-    if markers:
-        rest = text[markers[-1].end():].split("\n")
-        line = rest[0] if rest[0].strip() else next((line for line in rest[1:] if line.strip()), "")
-        found = _NUMBER.search(line, max(line.rfind("="), line.rfind("≈")) + 1) or _NUMBER.search(line)
-        return _number_value(found) if found else None
-    numbers = list(_NUMBER.finditer(text))
-    return _number_value(numbers[-1]) if numbers else None
+    if not markers:
+        numbers = list(_NUMBER.finditer(text))
+        return _number_value(numbers[-1]) if numbers else None
+    start = markers[-1].end()
+    end = _line_end(text, start)
+    if not re.search(r"\w", text[start:end]):  # "**Answer:**" or "The answer is:" alone on its line
+        start = next((m.start() for m in re.finditer(r"^.*\w", text[end:], re.M)), len(text) - end) + end
+        end = _line_end(text, start)
+    clause = _CLAUSE_END.search(text, start, end)
+    end = clause.start() if clause else end
+    sign = max(text.rfind("=", start, end), text.rfind("≈", start, end))
+    if sign >= 0 and _COMPUTATION.search(text, start, sign):
+        start = sign + 1
+    found = _NUMBER.search(text, start, end)  # searched in the whole text: the look-behind sees what precedes
+    return _number_value(found) if found else None
+
+
+def _line_end(text: str, start: int) -> int:
+    end = text.find("\n", start)
+    return len(text) if end < 0 else end
 
 
 def _number_value(match: re.Match) -> float | None:
@@ -174,7 +194,8 @@ def extract_choice(text: str, letters: str = "ABCD") -> str | None:
         return None
     text = _MARKDOWN.sub("", text)
     letter_class = "[" + re.escape(letters) + "]"
-    hedge = r"(?![)\]]?\s*(?i:or|and|/|,)\s*[(\[]?" + letter_class + r"(?![\w]))"  # "A or B" chooses nothing
+    # "A or B (or C)" chooses nothing; "B, A is wrong" chooses B: a run of letters must end its clause to hedge.
+    hedge = (r"(?!(?:[)\]]?\s*(?i:or|and|/|,)\s*[(\[]?" + letter_class + r"(?![\w]))+[)\]]?\s*(?:[.;!?,]|$))")
     marked = re.findall(
         r"(?i:\b(?:answer|option|choice)\s*(?:is\s*:?|:))\s*(?i:(?:option|choice)\s*)?[(\[]?(" + letter_class
         + r")(?![\w])" + hedge,

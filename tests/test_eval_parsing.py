@@ -78,6 +78,16 @@ NUMERIC_OUTPUTS = [
     ("Answer: 3²", 9.0),
     ("Answer: 2 000 000 J", 2e6),
     ("The answer is 5 m/s.\nCheck: 5 = 2.5 × 2", 5.0),  # later lines are not the answer
+    ("Answer: v = 20 m/s at t = 2 s", 20.0),            # a condition, a given or a conversion is not the answer
+    ("Answer: F = 20 N (using g = 10 m/s²)", 20.0),
+    ("Answer: 9.9 m/s (≈ 35.6 km/h)", 9.9),
+    ("Answer: 5 m/s = 18 km/h", 5.0),
+    ("Answer: 5 m/s, where g = 9.8 m/s^2", 5.0),
+    ("Answer: a = 10/2 = 5 m/s^2", 5.0),
+    ("**Answer:**\n42 m/s", 42.0),                      # only markup after the marker: the next line
+    ("The answer is:\n42 m/s", 42.0),
+    ("The answer is **1.5 m/s**", 1.5),                  # bold is not a power
+    ("So the answer is **-3.2 J**", -3.2),
 ]
 
 
@@ -88,7 +98,7 @@ def test_final_number_is_extracted(output, value):
 
 @pytest.mark.parametrize("output", ["", "I do not know.", "The block slides.", "H2O",
                                     "Answer: (skipped)\nWe had v = 3 m/s earlier.",  # not the line's answer
-                                    "Answer: 3,14 m",  # a decimal comma or a list: ambiguous
+                                    "Answer: 3,14 m", "Answer: 1 234,5 N",  # a decimal comma: ambiguous
                                     "Answer: 5/0", "Answer: 9^99999"])
 def test_output_without_a_number_gives_none(output):
     assert extract_number(output) is None
@@ -110,6 +120,10 @@ MCQ_OUTPUTS = [
     ("Answer: Option C", "C"),
     ("The answer is choice (D).", "D"),
     ("B\nB) 5 m/s, as the slope gives.", "B"),
+    ("Answer: B, A is wrong because it ignores friction", "B"),  # other letters named in passing
+    ("The correct answer is B, A and C violate energy conservation.", "B"),
+    ("The answer is (B), (A) would need more energy.", "B"),
+    ("Answer: D, A ball at rest stays at rest", "D"),
 ]
 
 
@@ -126,6 +140,7 @@ def test_choice_letter_is_extracted(output, letter):
     "E",  # not among the options A-D
     "A) 3 m/s\nB) 5 m/s\nC) 7 m/s\nI pick C",  # the options repeated: no line names one letter
     "Answer: A or B",  # a hedge names no choice
+    "Answer: A, B or C.",
     "The answer is (A) or (C).",
 ])
 def test_output_without_a_valid_choice_gives_none(output):
