@@ -3,12 +3,13 @@
 The teacher (any OpenAI-compatible chat endpoint, reached with the standard library only) gets
 the same prompt as the student. Its answer is kept only if its YES/NO and FAILURE_MODE agree
 with the physics and every number its REASONING cites is one the physics knows: a number of the
-prompt, of the reasoning computed from physics, or of the governing check (in any unit from
-milli- to kilo-, to the precision written: 0.2 stands for 0.204, 20.4 for 0.204 m in cm). A right
-label argued with wrong arithmetic would teach the arithmetic. Then its REASONING line replaces
-ours. Anything else is rejected and counted (`contradicted`: wrong label; `unverified`: a number
-the physics does not know, or no number at all; `unparsable`: not in the answer format) and the
-record keeps the reasoning computed from physics. The label therefore always comes from physics.
+prompt, of the reasoning computed from physics, or of the governing check, in any unit from
+milli- to kilo-, to the precision written (0.2 stands for 0.204, 20.4 for 0.204 m in cm; a whole
+number below 10 only as it stands). A right label argued with wrong arithmetic would teach the
+arithmetic. Then its REASONING line replaces ours. Anything else is rejected and counted
+(`contradicted`: wrong label; `unverified`: a number the physics does not know, or no number at
+all; `unparsable`: not in the answer format) and the record keeps the reasoning computed from
+physics. The label therefore always comes from physics.
 """
 import os
 import re
@@ -33,7 +34,7 @@ def parse_answer(text: str):
 
 
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
-UNIT_SCALES = (1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3)
+UNIT_SCALES = (1e-3, 1e-2, 1.0, 1e2, 1e3)  # m, cm, mm; kg, g; a fraction, a percentage
 
 
 def cited_numbers(text: str) -> list:
@@ -57,10 +58,18 @@ def known_values(record: dict) -> list:
 
 def verified(reasoning: str, record: dict) -> bool:
     """Whether every number in `reasoning` is a known one, in some unit, to the precision written, and there is
-    at least one."""
-    known = [value * scale for value in known_values(record) for scale in UNIT_SCALES]
+    at least one. A whole number below 10 must be one exactly: rounded, or in another unit, it would match
+    nearly anything."""
+    exact = known_values(record)
+    known = [value * scale for value in exact for scale in UNIT_SCALES]
+
+    def is_known(number, half_unit):
+        if half_unit == 0.5 and number < 10:
+            return number in exact
+        return any(abs(number - value) <= half_unit for value in known)
+
     cited = cited_numbers(reasoning)
-    return bool(cited) and all(any(abs(number - value) <= half_unit for value in known) for number, half_unit in cited)
+    return bool(cited) and all(is_known(number, half_unit) for number, half_unit in cited)
 
 
 def apply_teacher(records: list, url: str, model: str, key_env: str, timeout: float) -> dict:

@@ -113,7 +113,12 @@ def test_the_governing_load_is_verified_in_another_unit_and_to_the_precision_wri
     for record in records():
         load = governing(record)["load"]
         assert teacher.verified(f"The load is {load * 100:.1f} in hundredths.", record)
-        assert teacher.verified(f"The load is about {load:.1g}.", record)
+        assert teacher.verified(f"The load is about {load:.1f}.", record)
+
+
+@pytest.mark.parametrize("reasoning", ["It is 0.", "It is 5.", "The load 0.296 is 30 times the limit."])
+def test_small_whole_numbers_and_tenfold_scales_do_not_pass_for_known_numbers(reasoning):
+    assert sum(teacher.verified(reasoning, record) for record in records()) <= 2
 
 
 def test_reasoning_without_a_number_is_not_verified():
