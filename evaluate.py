@@ -28,7 +28,7 @@ from common.cli import (add_model_arguments, check_at_least, check_model_flags, 
                         load_model_from_args, run_main, seed_number)
 from common.errors import PhysloraError, interrupted_means
 from common.progress import Log, format_duration
-from common.runs import ADAPTER_FILES, open_run_dir, resumed_settings
+from common.runs import ADAPTER_FILES, check_run_dir, open_run_dir, resumed_settings
 from evaluation.generation import GenerationSettings, answer_records, resume_outputs_on_rank0
 from evaluation.harness import (fingerprint, group_metrics, judge_outputs, load_eval_records, paired_comparisons,
                                 score_system)
@@ -170,6 +170,8 @@ def main(argv=None) -> dict:
     started = time.perf_counter()
     records = load_eval_records(args.data, args.split, args.limit, args.seed)  # bad data: no folder left behind
     systems, answers, scores, seconds = systems_to_run(args), {}, {}, {}
+    if rank0 and args.out and not args.resume:  # refused now, before a multi-GB model is hashed
+        check_run_dir(args.out, overwrite=False, has_overwrite_flag=False)
     identities = system_identities(systems) if rank0 else None
     # What a resumed run must still answer with: the same records, models and adapters (one continued in place
     # since would mix two adapters' answers).

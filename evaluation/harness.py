@@ -29,7 +29,7 @@ JUDGE_SYSTEM = ("You grade answers. Compare the ANSWER with the REFERENCE for th
 # score rather than a 3 or a 5.
 _JUDGE_SCORE = re.compile(r'score"?\s*[:=]\s*"?(-?\d+(?:\.\d+)?)', re.IGNORECASE)
 _ANY_SCORE = re.compile(r"(?<![\w.])(-?\d+(?:\.\d+)?)")
-_SCALE = re.compile(r"\d+(?:\.\d+)?\s*(?:-|–|to)\s*\d+(?:\.\d+)?|(?:\bout\s+of|/)\s*\d+(?:\.\d+)?", re.IGNORECASE)
+_SCALE = re.compile(r"\b[01]\s*(?:-|–|to)\s*10\b|(?:\bout\s+of|/)\s*10\b", re.IGNORECASE)
 PASS_AT = (1, 5, 10)
 
 

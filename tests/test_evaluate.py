@@ -209,6 +209,14 @@ def test_an_existing_output_folder_is_never_overwritten(tiny, data, tmp_path):
     assert (tmp_path / "out" / "results.json").read_text() == "{}"
 
 
+def test_a_non_empty_out_is_refused_before_the_model_is_hashed(tiny, data, tmp_path, monkeypatch):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    monkeypatch.setattr(evaluate, "fingerprint", lambda *args: pytest.fail("hashed a model for a refused run"))
+    with pytest.raises(PhysloraError, match="not empty"):
+        run(tiny, data, tmp_path / "out")
+
+
 @pytest.mark.parametrize("bad, message", [
     ({"prompt": "p", "target": "t"}, r"test\.jsonl:1: field 'task' is missing"),
     ({"task": "physics_scenario", "prompt": "p", "target": "t"}, r"record 'test-00000': answer: expected an object"),
@@ -286,6 +294,7 @@ def test_mcq_in_loglik_mode_generates_nothing(tiny, tmp_path):
     ("On a scale of 1 to 10, I would rate this answer 8.", 8.0),  # the scale is not the score
     ("Out of 10, I give it 3.", 3.0),
     ("A 1-10 rating: 6/10", 6.0),
+    ("I'd give it a 7-8.", 7.0),  # a range of scores is not the scale
 ])
 def test_the_judge_score_is_read_by_pattern_so_broken_json_cannot_crash(reply, score):
     assert judge_score(reply) == score
