@@ -12,8 +12,8 @@
 # stage logs straight into $OUT/gpu_check-<stage>.log and the JSON is copied there when the stage ends.
 #
 # Time: each stage has a limit (STAGE_LIMIT_S below; a stage past it is stopped and reported, and the next one
-# runs). Under a 10-minute limit per command, run `gpu_check.sh tests kernels train`, then at once, while the
-# machine is warm, `gpu_check.sh generate lora`. The GPU tests compile one small config per kernel
+# runs). Under a 10-minute limit per command, run `gpu_check.sh tests kernels train` (at most 460 s of stages),
+# then at once, while the machine is warm, `gpu_check.sh generate lora` (at most 300 s). The GPU tests compile one small config per kernel
 # (PHYSLORA_TRITON_ONE_CONFIG=1, see lora/kernels.py); the benchmarks autotune, and the autotuning results
 # are cached on disk (TRITON_CACHE_AUTOTUNING=1) for the processes after the first. Nothing is installed:
 # the machine's own torch and triton are used (setup_env.sh would pin the CPU wheel of torch).
@@ -38,7 +38,7 @@ for name in names:
 print(f"{torch.cuda.get_device_name()}, CUDA {torch.version.cuda}: " + ", ".join(versions))
 EOF
 
-declare -A STAGE_LIMIT_S=([tests]=270 [kernels]=120 [train]=200 [generate]=200 [lora]=240)
+declare -A STAGE_LIMIT_S=([tests]=210 [kernels]=90 [train]=160 [generate]=140 [lora]=160)
 
 stage_tests() {
     local parallel=()
@@ -78,7 +78,9 @@ for stage in "${stages[@]}"; do
     log=${OUT:+$OUT/gpu_check-$stage.log}
     log=${log:-$(mktemp)}
     started=$SECONDS
-    timeout --kill-after=10 "${STAGE_LIMIT_S[$stage]}" bash -c "stage_$stage" 2>&1 | tee "$log"
+    # SIGKILL to the stage's whole process group (timeout makes one): a worker that outlived a TERM would hold
+    # the GPU and tee's pipe. Output is unbuffered, so the log loses nothing.
+    timeout --signal=KILL "${STAGE_LIMIT_S[$stage]}" bash -c "stage_$stage" 2>&1 | tee "$log"
     stage_status=${PIPESTATUS[0]}
     case $stage_status in
         0) echo "== $stage: passed in $((SECONDS - started)) s" ;;

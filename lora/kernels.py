@@ -38,10 +38,14 @@ _SPLIT_ALIGN = 128      # token-sum splits start on multiples of the largest BLO
 _TARGET_PROGRAMS = 256  # about two programs per SM on an H100 (132 SMs)
 
 
-def _configs(interpreted, tuned):
-    """Autotune candidates: tuples (meta, num_warps, num_stages); one small config in the interpreter."""
-    chosen = [(interpreted, 4, 1)] if _ONE_SMALL_CONFIG else tuned
-    return [triton.Config(meta, num_warps=warps, num_stages=stages) for meta, warps, stages in chosen]
+def as_configs(candidates):
+    """triton.Config of each (meta, num_warps, num_stages)."""
+    return [triton.Config(meta, num_warps=warps, num_stages=stages) for meta, warps, stages in candidates]
+
+
+def _configs(small, tuned):
+    """The autotune candidates: the tuned ones, or the one small config (interpreter, GPU tests)."""
+    return as_configs([(small, 4, 1)] if _ONE_SMALL_CONFIG else tuned)
 
 
 def _mm(bm, bn, bk):
@@ -49,21 +53,24 @@ def _mm(bm, bn, bk):
 
 
 # Hopper-sized tiles for the big GEMMs; BLOCK_K=32 ones fit the shared memory of fp32 inputs.
-_MATMUL_CONFIGS = _configs(_mm(32, 32, 32), [
+MATMUL_TUNED = [
     (_mm(128, 256, 64), 8, 3), (_mm(256, 128, 64), 8, 3), (_mm(128, 128, 64), 8, 4),
     (_mm(128, 128, 64), 4, 4), (_mm(128, 64, 64), 4, 4), (_mm(64, 128, 64), 4, 4),
     (_mm(64, 64, 64), 4, 4), (_mm(128, 128, 32), 4, 4), (_mm(64, 64, 32), 4, 4),
-])
+]
 # The rank-R products are memory-bound: many small row blocks keep every SM streaming.
-_DOWN_CONFIGS = _configs({"BLOCK_M": 32, "BLOCK_K": 32}, [
+DOWN_TUNED = [
     ({"BLOCK_M": 32, "BLOCK_K": 128}, 4, 3), ({"BLOCK_M": 64, "BLOCK_K": 128}, 4, 3),
     ({"BLOCK_M": 64, "BLOCK_K": 64}, 4, 4), ({"BLOCK_M": 128, "BLOCK_K": 64}, 8, 3),
     ({"BLOCK_M": 32, "BLOCK_K": 64}, 4, 4),
-])
-_TOKEN_SUM_CONFIGS = _configs({"BLOCK_P": 32, "BLOCK_M": 32}, [
+]
+TOKEN_SUM_TUNED = [
     ({"BLOCK_P": 64, "BLOCK_M": 64}, 4, 3), ({"BLOCK_P": 128, "BLOCK_M": 64}, 4, 3),
     ({"BLOCK_P": 64, "BLOCK_M": 128}, 4, 3), ({"BLOCK_P": 128, "BLOCK_M": 128}, 8, 3),
-])
+]
+_MATMUL_CONFIGS = _configs(_mm(32, 32, 32), MATMUL_TUNED)
+_DOWN_CONFIGS = _configs({"BLOCK_M": 32, "BLOCK_K": 32}, DOWN_TUNED)
+_TOKEN_SUM_CONFIGS = _configs({"BLOCK_P": 32, "BLOCK_M": 32}, TOKEN_SUM_TUNED)
 
 
 @triton.jit

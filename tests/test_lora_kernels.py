@@ -123,6 +123,30 @@ def test_backward_gradient_matches_float64_reference(M, K, N, rank, bias, dropou
     assert_close(grads[grad], grads_ref[grad], dtype)
 
 
+TUNED = {"_lora_matmul_kernel": kernels.MATMUL_TUNED, "_down_proj_kernel": kernels.DOWN_TUNED,
+         "_token_sum_kernel": kernels.TOKEN_SUM_TUNED}
+
+
+@needs_gpu  # the interpreter takes minutes a config at these tile sizes
+@pytest.mark.parametrize("kernel", list(TUNED))
+def test_every_tuned_config_of_a_kernel_matches_the_reference(kernel, monkeypatch, dtype=torch.bfloat16):
+    """Each autotune candidate launched alone (the other GPU tests run one small config, and autotuning only
+    ever runs its winner), on a shape with tails in every dimension, forward and every gradient. No dropout:
+    its mask does not depend on the tiles, and its variants take longest to compile."""
+    M, K, N, rank, bias, dropout = 300, 200, 520, 16, True, 0.0
+    x, weight, b, lora_A, lora_B, keep = make_problem(M, K, N, rank, bias, dropout, dtype)
+    dy = torch.randn(M, N, device=DEVICE).to(dtype)
+    y_ref, u_ref, grads_ref = reference(x, weight, b, lora_A, lora_B, keep, dropout, dy)
+    for config in kernels.as_configs(TUNED[kernel]):
+        monkeypatch.setattr(getattr(kernels, kernel), "configs", [config])
+        y, u = kernels.lora_forward(x, weight, b, lora_A, lora_B, SCALING, dropout, SEED)
+        dx, dA, dB = kernels.lora_backward(dy, x, weight, lora_A, lora_B, u_ref.to(dtype), SCALING, dropout, SEED,
+                                           need_dx=True, need_dA=True, need_dB=True)
+        for actual, expected in ((y, y_ref), (u, u_ref), (dx, grads_ref["dx"]), (dA, grads_ref["dA"]),
+                                 (dB, grads_ref["dB"])):
+            assert_close(actual, expected, dtype)
+
+
 def test_keep_mask_is_a_function_of_the_seed():
     first = kernels.keep_mask(45, 70, 0.5, SEED, DEVICE)
     assert torch.equal(first, kernels.keep_mask(45, 70, 0.5, SEED, DEVICE))
