@@ -13,10 +13,11 @@
 #
 # Time: each stage has a limit (STAGE_LIMIT_S below; a stage past it is stopped and reported, and the next one
 # runs). Under a 10-minute limit per command, run `gpu_check.sh tests kernels train` (at most 460 s of stages),
-# then at once, while the machine is warm, `gpu_check.sh generate lora` (at most 300 s). The GPU tests compile one small config per kernel
-# (PHYSLORA_TRITON_ONE_CONFIG=1, see lora/kernels.py); the benchmarks autotune, and the autotuning results
-# are cached on disk (TRITON_CACHE_AUTOTUNING=1) for the processes after the first. Nothing is installed:
-# the machine's own torch and triton are used (setup_env.sh would pin the CPU wheel of torch).
+# then at once, while the machine is warm, `gpu_check.sh generate lora` (at most 300 s). The GPU tests
+# compile one small config per kernel (PHYSLORA_TRITON_ONE_CONFIG=1, see lora/kernels.py) and each tuned
+# config once; the benchmarks autotune, and the autotuning results are cached on disk
+# (TRITON_CACHE_AUTOTUNING=1) for the processes after the first. Nothing is installed: the machine's own
+# torch and triton are used (setup_env.sh would pin the CPU wheel of torch).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${PYTHON:-}" ]; then
