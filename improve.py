@@ -43,7 +43,7 @@ from common.cli import (add_model_arguments, as_argv, check_at_least, check_mode
                         load_model_from_args, run_main, seed_number)
 from common.errors import Interrupted, PhysloraError
 from common.progress import Log, Progress, format_duration
-from common.runs import open_run_dir, read_timings, resumed_settings, run_stage
+from common.runs import open_run_dir, read_timings, resumed_settings, run_stage, write_atomically
 from common.svg import write_line_chart
 from data.puzzles import parse_difficulty
 from data.schema import load_records, make_record, write_dataset
@@ -346,7 +346,8 @@ def main(argv=None, answer=None) -> dict:
         history.append(metrics)
         if not rank0:
             continue
-        write_atomically(os.path.join(run, f"iter-{i}", "done.json"), json.dumps(metrics, indent=1))
+        write_atomically(os.path.join(run, f"iter-{i}", "done.json"),
+                         lambda tmp: write_text(tmp, json.dumps(metrics, indent=1)))
         write_progress(run, history)
         log(iteration_line(metrics))
 
@@ -358,15 +359,15 @@ def main(argv=None, answer=None) -> dict:
     return {"run": run, "metrics": history}
 
 
-def write_atomically(path: str, text: str) -> None:
-    with open(path + ".partial", "w") as f:
+def write_text(path: str, text: str) -> None:
+    with open(path, "w") as f:
         f.write(text)
-    os.replace(path + ".partial", path)
 
 
 def write_progress(run: str, history: list) -> None:
     """metrics.jsonl and accuracy.svg of the iterations finished so far."""
-    write_atomically(os.path.join(run, "metrics.jsonl"), "".join(json.dumps(m) + "\n" for m in history))
+    write_atomically(os.path.join(run, "metrics.jsonl"),
+                     lambda tmp: write_text(tmp, "".join(json.dumps(m) + "\n" for m in history)))
     write_line_chart(os.path.join(run, "accuracy.svg"),
                      {split: [(m["iteration"], 100 * m["pass@1"][split]["rate"]) for m in history] for split in SPLITS},
                      title=os.path.basename(os.path.normpath(run)), x_label="iteration", y_label="pass@1 (%)")

@@ -46,7 +46,7 @@ from data.schema import split_files
 from lora.adapter import TARGETS, LoRASettings, inject, load_adapter, parameter_counts, parse_targets, save_adapter
 from lora.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, rng_state, save_checkpoint
 from model.loading import load_model
-from model.loss import next_token_loss
+from model.loss import MicroBatchLoss
 
 DEFAULT_DATA = os.path.join("data_out", "physics")
 WARMUP_SHARE = 0.05   # of all steps, unless --warmup-steps
@@ -110,8 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, help="run folder; default: runs/<timestamp>")
     run.add_argument("--resume", default=None, metavar="RUN",
                      help="continue RUN from its latest checkpoint, with its saved settings")
-    run.add_argument("--overwrite", action="store_true",
-                     help="replace the training run in a non-empty --out (a folder holding other files is refused)")
+    run.add_argument("--overwrite", action="store_true", help="replace the training run (alone) in a non-empty --out")
     run.add_argument("--eval-every", type=int, default=50,
                      help="steps between val-loss evaluations (each also writes a checkpoint); default: %(default)s")
     run.add_argument("--push-to-hub", default=None, metavar="REPO_ID",
@@ -169,18 +168,6 @@ def learning_rate(step: int, peak: float, warmup: int, total: int) -> float:
         return peak * step / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return peak * (MIN_LR_RATIO + (1 - MIN_LR_RATIO) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-class MicroBatchLoss(torch.nn.Module):
-    """The summed loss of a micro-batch as a module's forward, which is what DDP wraps (its hooks need it)."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, batch) -> torch.Tensor:
-        hidden = self.model.hidden_states(batch.input_ids, positions=batch.positions, mask=batch.mask)
-        return next_token_loss(hidden, self.model.lm_head.weight, batch.labels)
 
 
 def train_window(model, batches: list, ddp=None) -> float:

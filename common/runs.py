@@ -57,6 +57,13 @@ def check_run_dir(out: str, overwrite: bool, has_overwrite_flag: bool = True) ->
                             "another --out")
 
 
+def write_atomically(path: str, write) -> None:
+    """`write(temporary_path)`, then rename it to `path`: a crash mid-write leaves the old file, or none."""
+    partial = path + PARTIAL
+    write(partial)
+    os.replace(partial, path)
+
+
 def _is_run_file(name: str) -> bool:
     return (name[:-len(PARTIAL)] if name.endswith(PARTIAL) else name) in RUN_FILES
 

@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from common.errors import PhysloraError
+from common.runs import write_atomically
 from lora.layer import LoRALinear
 from model.linear import Linear
 from model.registry import hub_id
@@ -96,8 +97,8 @@ def save_adapter(model: nn.Module, folder: str, base_model: str = None) -> None:
         tensors[f"{PEFT_PREFIX}{path}.lora_A.weight"] = layer.lora_A.detach().float().contiguous()
         tensors[f"{PEFT_PREFIX}{path}.lora_B.weight"] = layer.lora_B.detach().float().contiguous()
     os.makedirs(folder, exist_ok=True)
-    _atomic_write(os.path.join(folder, WEIGHTS_FILE), lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-    _atomic_write(os.path.join(folder, CONFIG_FILE), lambda tmp: _write_json(config, tmp))
+    write_atomically(os.path.join(folder, WEIGHTS_FILE), lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    write_atomically(os.path.join(folder, CONFIG_FILE), lambda tmp: _write_json(config, tmp))
 
 
 def read_adapter_settings(folder: str) -> LoRASettings:
@@ -202,9 +203,3 @@ def _target_linears(model: nn.Module, targets, kind=nn.Linear):
 def _write_json(value, path: str) -> None:
     with open(path, "w") as f:
         json.dump(value, f, indent=2)
-
-
-def _atomic_write(path: str, write) -> None:
-    partial = path + ".partial"
-    write(partial)
-    os.replace(partial, path)

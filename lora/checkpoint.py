@@ -18,6 +18,7 @@ from typing import Optional
 import torch
 
 from common.errors import PhysloraError
+from common.runs import PARTIAL
 from lora.adapter import load_adapter, save_adapter
 
 CHECKPOINTS = "checkpoints"
@@ -42,7 +43,7 @@ def save_checkpoint(run_dir: str, step: int, model, optimizer, state: dict, base
     """Write checkpoints/step-{step}/ atomically; `state` holds the loop's own values (e.g. best val loss),
     `rng_states` every process's rng_state(), in rank order."""
     final = checkpoint_dir(run_dir, step)
-    partial = final + ".partial"
+    partial = final + PARTIAL
     shutil.rmtree(partial, ignore_errors=True)  # left over from a crash
     save_adapter(model, partial, base_model=base_model)
     torch.save({"step": step, "optimizer": optimizer.state_dict(), "rng": rng_states, **state},

@@ -103,3 +103,16 @@ def next_token_loss(hidden, weight, labels, chunk_rows: int = None) -> torch.Ten
     next_labels = labels[:, 1:]
     scored = next_labels != IGNORE_INDEX
     return chunked_cross_entropy(hidden[:, :-1][scored], weight, next_labels[scored], chunk_rows)
+
+
+class MicroBatchLoss(torch.nn.Module):
+    """The summed loss of a micro-batch (data.batching's Batch) as a module's forward, which is what DDP wraps
+    (its hooks need one)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch) -> torch.Tensor:
+        hidden = self.model.hidden_states(batch.input_ids, positions=batch.positions, mask=batch.mask)
+        return next_token_loss(hidden, self.model.lm_head.weight, batch.labels)

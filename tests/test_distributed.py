@@ -27,6 +27,7 @@ from common import distributed
 from data.batching import collate
 from evaluation import generation
 from lora.checkpoint import latest_checkpoint
+from model.loss import MicroBatchLoss
 from test_evaluate import adapter, scenario, tiny, write_jsonl  # noqa: F401 (adapter and tiny are fixtures)
 from test_improve import TinyModel, settings as improve_flags
 from test_train import metrics, records, write_data
@@ -86,7 +87,7 @@ def window_on_each_process(out: str) -> None:
         if normalisation == "local":
             distributed.total = lambda value: value
         model, examples = adapted_model_and_examples()
-        ddp = DistributedDataParallel(train.MicroBatchLoss(model))
+        ddp = DistributedDataParallel(MicroBatchLoss(model))
         loss = train.train_window(model, [collate(examples, distributed.shard(rows), pad_id=0) for rows in WINDOW], ddp)
         results[normalisation] = (loss, step_and_weights(model), lora_gradients(model))
     if distributed.rank() == 0:
