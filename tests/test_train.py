@@ -10,6 +10,7 @@ import torch
 import transformers
 from safetensors.torch import load_file
 
+import model.loss
 import train
 from common.errors import PhysloraError
 from lora.adapter import load_adapter
@@ -270,14 +271,14 @@ def test_bf16_first_loss_is_within_1_percent_of_fp32(tiny, data, tmp_path):
 
 
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tiny, data, tmp_path, monkeypatch):
-    next_token_loss, calls = train.next_token_loss, []
+    next_token_loss, calls = model.loss.next_token_loss, []
 
     def loss_turning_nan(*args):
         calls.append(1)
         loss = next_token_loss(*args)
         return loss * math.nan if len(calls) == 3 else loss  # one micro-batch per step: step 3
 
-    monkeypatch.setattr(train, "next_token_loss", loss_turning_nan)
+    monkeypatch.setattr(model.loss, "next_token_loss", loss_turning_nan)  # what MicroBatchLoss calls
     monkeypatch.setattr(train, "evaluate", lambda *args: 1.0)
     with pytest.raises(PhysloraError, match=r"step 3: the training loss is nan; .*checkpoints/step-2\).*lower --lr"):
         run(tiny, data, tmp_path / "run", "--max-steps", 5, "--eval-every", 2, "--grad-accum", 1)
